@@ -1,0 +1,1 @@
+"""Data: sources (mirror, cache, download), loaders, validation, cleaning, splits, synthetic."""

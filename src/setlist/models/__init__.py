@@ -1,0 +1,9 @@
+"""Models: one per module, all implementing :class:`setlist.models.base.Recommender`."""
+
+from setlist.models.base import Recommender, load_model, model_class
+
+__all__ = ["Recommender", "load_model", "model_class"]
+
+# Importing the model modules registers their classes with ``model_class``.
+from setlist.models import als as _als  # noqa: E402,F401
+from setlist.models import popularity as _popularity  # noqa: E402,F401

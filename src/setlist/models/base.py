@@ -1,0 +1,184 @@
+"""The Recommender contract shared by every model, and its artifact format.
+
+Contract (after scikit-learn and implicit's ``RecommenderBase``): the constructor only stores
+hyperparameters; ``fit(user_items) -> self`` takes a users x items CSR of confidences; learned state
+ends in ``_``; ``recommend`` ranks the whole catalogue; ``save``/``load`` write arrays to ``.npz``
+and metadata to JSON with the arrays' SHA-256, and load without pickle, checking that hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from setlist.errors import ArtifactError, ConfigError, ModelError
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+ARTIFACT_FORMAT = 1
+_REGISTRY: dict[str, type[Recommender]] = {}
+
+
+class Recommender(ABC):
+    """A fitted-or-not recommender over a fixed catalogue of ``n_items_`` rows."""
+
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            _REGISTRY[cls.kind] = cls
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters, JSON-serialisable, enough to rebuild an unfitted copy."""
+
+    @abstractmethod
+    def fit(self, user_items: sp.csr_matrix) -> Self:
+        """Learn from a users x items CSR matrix of confidences."""
+
+    @abstractmethod
+    def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
+        """Dense scores, shape (len(user_rows), n_items_). ``user_items`` holds those users' rows."""
+
+    @abstractmethod
+    def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
+        """For each item row, the k most similar other items (rows, scores)."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        """The learned arrays to save."""
+
+    @abstractmethod
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Restore learned arrays (already checked for hash)."""
+
+    @property
+    @abstractmethod
+    def n_items_(self) -> int:
+        """Catalogue size the model was fitted on."""
+
+    def recommend(
+        self,
+        user_rows: IntArray,
+        user_items: sp.csr_matrix,
+        k: int = 10,
+        exclude_seen: bool = True,
+    ) -> tuple[IntArray, FloatArray]:
+        """Top-k item rows and scores for each user row, over the full catalogue.
+
+        ``user_items`` has one row per entry of ``user_rows`` (the users' histories); with
+        ``exclude_seen`` those items are never returned. Rows are padded with -1 / -inf when
+        fewer than k items remain.
+        """
+        user_rows = np.asarray(user_rows, dtype=np.int64)
+        if user_items.shape[0] != len(user_rows):
+            raise ModelError(
+                f"user_items has {user_items.shape[0]} rows for {len(user_rows)} users"
+            )
+        k = int(k)
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        n = len(user_rows)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        batch = max(1, (1 << 24) // max(self.n_items_, 1))
+        for start in range(0, n, batch):
+            stop = min(start + batch, n)
+            block = self.score(user_rows[start:stop], user_items[start:stop])
+            if exclude_seen:
+                sub = user_items[start:stop].tocoo()
+                block[sub.row, sub.col] = -np.inf
+            ids[start:stop], scores[start:stop] = top_k(block, k)
+        ids[~np.isfinite(scores)] = -1
+        return ids, scores
+
+    def save(self, path: Path) -> None:
+        """Write ``model.npz`` and ``model.json`` into the folder ``path``."""
+        path.mkdir(parents=True, exist_ok=True)
+        arrays = self._state()
+        npz = path / "model.npz"
+        np.savez(npz, **arrays)  # type: ignore[arg-type]
+        meta = {
+            "format": ARTIFACT_FORMAT,
+            "kind": self.kind,
+            "params": self.get_params(),
+            "shapes": {name: list(a.shape) for name, a in arrays.items()},
+            "sha256": sha256_file(npz),
+        }
+        (path / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Load a model saved by :meth:`save`, refusing a changed, truncated or foreign file."""
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ArtifactError(f"{path} holds a {model.kind!r} model, not {cls.kind!r}")
+        return model
+
+
+def model_class(kind: str) -> type[Recommender]:
+    """The model class registered under ``kind`` (``als``, ``popularity``, ...)."""
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"unknown model {kind!r}; known models: {known}") from None
+
+
+def load_model(path: Path) -> Recommender:
+    """Load any saved model; its class comes from ``model.json``."""
+    meta_path, npz = path / "model.json", path / "model.npz"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read model metadata {meta_path}: {exc}") from exc
+    if meta.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(f"{meta_path}: unsupported format {meta.get('format')!r}")
+    if not npz.exists() or sha256_file(npz) != meta.get("sha256"):
+        raise ArtifactError(f"{npz}: SHA-256 does not match {meta_path} (changed or truncated)")
+    model = model_class(str(meta.get("kind")))(**meta["params"])
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read {npz}: {exc}") from exc
+    for name, shape in meta["shapes"].items():
+        if name not in arrays or list(arrays[name].shape) != shape:
+            raise ArtifactError(f"{npz}: array {name!r} missing or not of shape {shape}")
+    model._set_state(arrays)
+    return model
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
+    """Row-wise top-k (descending) of a dense score block, ties broken by lower column."""
+    n, m = scores.shape
+    kk = min(k, m)
+    ids = np.full((n, k), -1, dtype=np.int64)
+    out = np.full((n, k), -np.inf, dtype=np.float32)
+    if kk == 0:
+        return ids, out
+    if kk < m:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    ids[:, :kk] = np.take_along_axis(part, order, axis=1)
+    out[:, :kk] = np.take_along_axis(part_scores, order, axis=1)
+    return ids, out
