@@ -1,0 +1,31 @@
+"""Fixtures shared by every test package: isolated settings and the real-data mirror."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from setlist.config import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a private home folder (MLflow store, cache) under tmp_path."""
+    mirror = os.environ.get("SETLIST_DATA_MIRROR")
+    return Settings(
+        home=tmp_path / "home",
+        data_mirror=Path(mirror) if mirror else None,
+        download=False,
+        mlflow_tracking_uri=None,
+    )
+
+
+@pytest.fixture
+def mirror() -> Path:
+    """The real-data mirror (../shared/data); skips where it is absent."""
+    value = os.environ.get("SETLIST_DATA_MIRROR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("SETLIST_DATA_MIRROR is not set to a folder (real data mirror absent)")
+    return Path(value)
