@@ -16,7 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from setlist.errors import ConfigError, ModelError
+from setlist.errors import ArtifactError, ConfigError, ModelError
 from setlist.models.base import FloatArray, IntArray, Recommender, top_k
 
 
@@ -104,5 +104,13 @@ class ALSRecommender(Recommender):
         return {"user_factors": users, "item_factors": items}
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.user_factors_ = arrays["user_factors"].astype(np.float32)
-        self.item_factors_ = arrays["item_factors"].astype(np.float32)
+        users, items = arrays["user_factors"], arrays["item_factors"]
+        shapes_fit = (
+            users.ndim == items.ndim == 2 and users.shape[1] == items.shape[1] == self.factors
+        )
+        if not shapes_fit:
+            raise ArtifactError(
+                f"factor shapes {users.shape} and {items.shape} do not fit {self.factors} factors"
+            )
+        self.user_factors_ = users.astype(np.float32)
+        self.item_factors_ = items.astype(np.float32)

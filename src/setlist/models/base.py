@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -46,7 +47,7 @@ class Recommender(ABC):
 
     @abstractmethod
     def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
-        """Dense scores, shape (len(user_rows), n_items_). ``user_items`` holds those users' rows."""
+        """Dense scores, shape (len(user_rows), n_items_), for those users' ``user_items`` rows."""
 
     @abstractmethod
     def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
@@ -140,20 +141,29 @@ def load_model(path: Path) -> Recommender:
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read model metadata {meta_path}: {exc}") from exc
-    if meta.get("format") != ARTIFACT_FORMAT:
-        raise ArtifactError(f"{meta_path}: unsupported format {meta.get('format')!r}")
+    if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(f"{meta_path}: not a format-{ARTIFACT_FORMAT} model artifact")
     if not npz.exists() or sha256_file(npz) != meta.get("sha256"):
         raise ArtifactError(f"{npz}: SHA-256 does not match {meta_path} (changed or truncated)")
-    model = model_class(str(meta.get("kind")))(**meta["params"])
+    try:
+        # A kind or parameters the code does not know make a broken artifact, not a bad setting.
+        model = model_class(str(meta.get("kind")))(**meta["params"])
+        shapes = dict(meta["shapes"])
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{meta_path}: cannot rebuild the model: {exc}") from exc
     try:
         with np.load(npz, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # A truncated zip raises BadZipFile, which is neither OSError nor ValueError.
         raise ArtifactError(f"cannot read {npz}: {exc}") from exc
-    for name, shape in meta["shapes"].items():
+    for name, shape in shapes.items():
         if name not in arrays or list(arrays[name].shape) != shape:
             raise ArtifactError(f"{npz}: array {name!r} missing or not of shape {shape}")
-    model._set_state(arrays)
+    try:
+        model._set_state(arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{npz}: arrays do not fit a {model.kind!r} model: {exc}") from exc
     return model
 
 
@@ -166,7 +176,11 @@ def sha256_file(path: Path) -> str:
 
 
 def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
-    """Row-wise top-k (descending) of a dense score block, ties broken by lower column."""
+    """Row-wise top-k (descending) of a dense score block, ties broken by lower column.
+
+    A ``-inf`` score marks an excluded item (seen, or the query item itself), so its row is
+    returned as -1 like padding; otherwise a k near the catalogue size would leak it back.
+    """
     n, m = scores.shape
     kk = min(k, m)
     ids = np.full((n, k), -1, dtype=np.int64)
@@ -181,4 +195,5 @@ def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
     order = np.lexsort((part, -part_scores), axis=1)
     ids[:, :kk] = np.take_along_axis(part, order, axis=1)
     out[:, :kk] = np.take_along_axis(part_scores, order, axis=1)
+    ids[out == -np.inf] = -1
     return ids, out

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from setlist.errors import ModelError
+from setlist.errors import ArtifactError, ModelError
 from setlist.models.base import FloatArray, IntArray, Recommender, top_k
 
 
@@ -51,4 +51,6 @@ class PopularityRecommender(Recommender):
         return {"popularity": self._pop()}
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        if arrays["popularity"].ndim != 1:
+            raise ArtifactError(f"popularity must be 1-D, got {arrays['popularity'].shape}")
         self.popularity_ = arrays["popularity"].astype(np.float32)
