@@ -290,3 +290,25 @@ def test_load_never_unpickles(fitted: Recommender, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="cannot read"):
         load_model(path)
     assert UNPICKLED == []
+
+
+def test_histories_fold_in_like_known_users(kind: str, fitted: Recommender) -> None:
+    """A user known only by their history (fold-in) gets their own block first, like a fitted
+    user, and never an item of that history."""
+    matrix = block_matrix()
+    ids, scores = fitted.recommend_histories(matrix, k=2)
+    assert ids.shape == (N_USERS, 2)
+    for u in range(N_USERS):
+        assert not set(ids[u].tolist()) & set(matrix[u].indices.tolist())
+        if kind not in NOT_PERSONALISED:
+            assert set(ids[u].tolist()) == own_unseen(u)
+
+
+def test_histories_must_match_the_catalogue(fitted: Recommender) -> None:
+    with pytest.raises(ModelError, match="item columns"):
+        fitted.recommend_histories(sp.csr_matrix((1, 3), dtype=np.float32), k=2)
+
+
+def test_empty_history_gets_an_answer(fitted: Recommender) -> None:
+    ids, _ = fitted.recommend_histories(sp.csr_matrix((1, 2 * BLOCK), dtype=np.float32), k=3)
+    assert ids.shape == (1, 3)

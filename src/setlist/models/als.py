@@ -60,18 +60,20 @@ class ALSRecommender(Recommender):
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from implicit.cpu.als import AlternatingLeastSquares
 
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=1.0,  # confidence weighting is applied by setlist.matrix.weight
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.threads,
-            calculate_training_loss=False,
-        )
-        # implicit's solver runs its own threads; BLAS threads on top only oversubscribe.
+        # implicit's solver runs its own threads; BLAS threads on top only oversubscribe, so
+        # they are limited here and implicit's warning about them (raised at construction,
+        # before the limit can be seen) is silenced.
         with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*OpenBLAS.*", category=RuntimeWarning)
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=1.0,  # confidence weighting is applied by setlist.matrix.weight
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+                calculate_training_loss=False,
+            )
             model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
@@ -89,6 +91,31 @@ class ALSRecommender(Recommender):
     def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
         users, items = self._factors()
         return np.asarray(users[np.asarray(user_rows)] @ items.T, dtype=np.float32)
+
+    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
+        _, items = self._factors()
+        return np.asarray(self.fold_in(user_items) @ items.T, dtype=np.float32)
+
+    def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
+        """User vectors for new histories: one exact ALS user step with item factors fixed.
+
+        Solves ``(YtY + reg I + sum_i (c_i - 1) y_i y_i^T) x = sum_i c_i y_i`` per user, the
+        same normal equations implicit's solver uses, so a folded-in user matches a fitted one.
+        """
+        _, items = self._factors()
+        items64 = items.astype(np.float64)
+        gram = items64.T @ items64 + self.regularization * np.eye(items.shape[1])
+        csr = sp.csr_matrix(user_items, dtype=np.float64)
+        out = np.zeros((csr.shape[0], items.shape[1]), dtype=np.float32)
+        for u in range(csr.shape[0]):
+            lo, hi = csr.indptr[u], csr.indptr[u + 1]
+            if lo == hi:
+                continue
+            y = items64[csr.indices[lo:hi]]
+            c = csr.data[lo:hi]
+            a = gram + (y.T * (c - 1.0)) @ y
+            out[u] = np.linalg.solve(a, y.T @ c)
+        return out
 
     def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
         _, items = self._factors()

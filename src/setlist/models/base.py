@@ -12,6 +12,7 @@ import hashlib
 import json
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -66,6 +67,14 @@ class Recommender(ABC):
     def n_items_(self) -> int:
         """Catalogue size the model was fitted on."""
 
+    @abstractmethod
+    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
+        """Dense scores for users the model never saw, from their histories alone (fold-in).
+
+        One row per row of ``user_items`` (confidences over this model's catalogue). Used for
+        onboarding new listeners and for reflecting fresh listens without refitting.
+        """
+
     def recommend(
         self,
         user_rows: IntArray,
@@ -84,16 +93,39 @@ class Recommender(ABC):
             raise ModelError(
                 f"user_items has {user_items.shape[0]} rows for {len(user_rows)} users"
             )
+        return self._rank(
+            lambda a, b: self.score(user_rows[a:b], user_items[a:b]), user_items, k, exclude_seen
+        )
+
+    def recommend_histories(
+        self, user_items: sp.csr_matrix, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[IntArray, FloatArray]:
+        """Top-k for users known only by their histories (see :meth:`score_histories`)."""
+        if user_items.shape[1] != self.n_items_:
+            raise ModelError(
+                f"histories have {user_items.shape[1]} item columns, model has {self.n_items_}"
+            )
+        return self._rank(
+            lambda a, b: self.score_histories(user_items[a:b]), user_items, k, exclude_seen
+        )
+
+    def _rank(
+        self,
+        scorer: Callable[[int, int], FloatArray],
+        user_items: sp.csr_matrix,
+        k: int,
+        exclude_seen: bool,
+    ) -> tuple[IntArray, FloatArray]:
         k = int(k)
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        n = len(user_rows)
+        n = user_items.shape[0]
         ids = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         batch = max(1, (1 << 24) // max(self.n_items_, 1))
         for start in range(0, n, batch):
             stop = min(start + batch, n)
-            block = self.score(user_rows[start:stop], user_items[start:stop])
+            block = np.array(scorer(start, stop), dtype=np.float32)
             if exclude_seen:
                 sub = user_items[start:stop].tocoo()
                 block[sub.row, sub.col] = -np.inf

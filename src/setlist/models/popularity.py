@@ -41,6 +41,9 @@ class PopularityRecommender(Recommender):
     def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
         return np.tile(self._pop(), (len(user_rows), 1))
 
+    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
+        return np.tile(self._pop(), (user_items.shape[0], 1))
+
     def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
         pop = self._pop()
         block = np.tile(pop, (len(item_rows), 1))
