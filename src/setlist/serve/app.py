@@ -19,6 +19,7 @@ from setlist import __version__
 from setlist.config import Settings
 from setlist.serve.errors import add_exception_handlers
 from setlist.serve.metrics import MetricsMiddleware, ServiceMetrics
+from setlist.serve.online import InMemoryOnlineHistory
 from setlist.serve.routes import health, items, model, recommendations
 from setlist.serve.state import ModelState, load_state
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = await run_in_threadpool(load_state, settings, bundle_dir)
+        state.online = app.state.online
         app.state.model = state
         metrics.set_model(state.info)
         yield
@@ -42,6 +44,7 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.online = InMemoryOnlineHistory()
     app.state.model = ModelState(problem="the model is still loading")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_exception_handlers(app)

@@ -16,15 +16,19 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
-from setlist.config import Settings
+from setlist.config import Settings, WeightConfig
 from setlist.errors import ModelError, NotFoundError, UnavailableError
+from setlist.matrix import weight
 from setlist.models.bundle import ModelBundle
 from setlist.registry import ModelVersion, Registry, RegistryConfig
+from setlist.serve.online import OnlineHistory
 
 log = logging.getLogger(__name__)
 
 PERSONALIZED = "personalized"
+PERSONALIZED_ONLINE = "personalized_online"  # history since training folded in
 POPULAR_FALLBACK = "popular_fallback"
 
 
@@ -100,6 +104,7 @@ class ModelState:
     bundle: ModelBundle | None = None
     info: ModelInfo | None = None
     problem: str = "no model loaded"
+    online: OnlineHistory | None = None
     _popular: npt.NDArray[np.int64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +125,9 @@ class ModelState:
         """Top-k unheard items for a known user; the most popular items for an unknown one."""
         bundle, info = self.require()
         row = bundle.users.get(user_id)
+        extra = self.online.extra(user_id) if self.online is not None else {}
+        if extra:
+            return self._recommend_online(user_id, row, extra, k)
         if row is None:
             return self._popular_for(user_id, k, info, "unknown_user")
         rows = np.array([row], dtype=np.int64)
@@ -132,6 +140,38 @@ class ModelState:
             return self._popular_for(user_id, k, info, "model_error")
         items = self._named(ids[0], scores[0])
         return Recommendations(user_id, info.version, PERSONALIZED, items)
+
+    def _recommend_online(
+        self, user_id: str, row: int | None, extra: dict[str, float], k: int
+    ) -> Recommendations:
+        """Fold the trained history plus what arrived since into one vector, and rank.
+
+        Items whose total weight is not positive (disliked) are excluded, not used as taste.
+        """
+        bundle, info = self.require()
+        history: dict[int, float] = {}
+        if row is not None:
+            seen = bundle.seen[row]
+            history = dict(zip(seen.indices.tolist(), seen.data.tolist(), strict=True))
+        for item_id, added in extra.items():
+            col = bundle.items.get(item_id)
+            if col is not None:
+                history[col] = history.get(col, 0.0) + added
+        liked = {c: w for c, w in history.items() if w > 0}
+        banned = {c for c, w in history.items() if w <= 0}
+        if not liked:
+            return self._popular_for(user_id, k, info, "no_positive_history")
+        cols = np.fromiter(liked, dtype=np.int64)
+        raw = sp.csr_matrix(
+            (np.fromiter(liked.values(), dtype=np.float32), (np.zeros(len(cols)), cols)),
+            shape=(1, len(bundle.items)),
+        )
+        ids, scores = bundle.model.recommend_histories(
+            weight(raw, _weighting(bundle.meta)), k=k + len(banned)
+        )
+        keep = ~np.isin(ids[0], np.fromiter(banned, dtype=np.int64))
+        items = self._named(ids[0][keep][:k], scores[0][keep][:k])
+        return Recommendations(user_id, info.version, PERSONALIZED_ONLINE, items)
 
     def similar(self, item_id: str, k: int) -> SimilarItems:
         """The k items most similar to a known item (never the item itself)."""
@@ -189,6 +229,15 @@ def _load_champion(settings: Settings) -> ModelState:
         return ModelState(problem=f"the registry has no champion for {where}")
     version, bundle = loaded
     return ModelState(bundle, ModelInfo.from_version(version, bundle))
+
+
+def _weighting(meta: dict[str, Any]) -> WeightConfig:
+    """The weighting the bundle's model was trained with (recorded in its metadata)."""
+    recorded = meta.get("weighting")
+    if not isinstance(recorded, dict):
+        return WeightConfig()
+    fields = WeightConfig.__dataclass_fields__
+    return WeightConfig(**{k: v for k, v in recorded.items() if k in fields})
 
 
 def _fingerprint(meta: dict[str, Any]) -> str | None:
