@@ -31,6 +31,9 @@ class TableRecommender(Recommender):
     def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
         return self.table[np.asarray(user_rows)].copy()
 
+    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
+        raise NotImplementedError("a lookup table knows only the users it was built with")
+
     def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
         return top_k(np.zeros((len(item_rows), self.table.shape[1]), np.float32), k)
 

@@ -64,7 +64,7 @@ class Dataset:
         df = self.interactions
         if df.height == 0:
             return hashlib.sha256(b"empty").hexdigest()[:16]
-        row_hash = df.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3)
+        row_hash = df.hash_rows(seed=0)
         digest = hashlib.sha256()
         digest.update(str(df.height).encode())
         digest.update(str(int(row_hash.cast(pl.UInt64).sum() or 0)).encode())

@@ -1,0 +1,5 @@
+"""``python -m setlist`` is the ``setlist`` command."""
+
+from setlist.cli import main
+
+main()
