@@ -1,23 +1,36 @@
 """The stages chained: ingest -> validate -> clean -> split -> train -> evaluate -> register.
 
 Each stage is a plain function over a typed value; :func:`run` strings them together for the
-CLI (``setlist train`` and ``setlist demo``). Nothing here reads Settings: callers pass typed
-sections down.
+CLI (``setlist train`` and ``setlist demo``) and :mod:`setlist.tune.study` reuses the pieces.
+Nothing here reads Settings: callers pass typed sections down.
+
+Every fit is measured (:func:`measure`): wall seconds and the process's peak resident memory
+during the fit (Linux resets the high-water mark through ``/proc/self/clear_refs``; elsewhere the
+lifetime peak is reported). Registration goes through the promotion gate with paired evidence:
+the current champion is evaluated on the same test users as the candidate
+(:func:`champion_per_user`), so the gate's Wilcoxon test and bootstrap interval compare like
+with like.
 """
 
 from __future__ import annotations
 
+import resource
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+import scipy.sparse as sp
 
-from setlist.config import CleanConfig, SplitConfig, WeightConfig
+from setlist.config import CleanConfig, SplitConfig
 from setlist.data.clean import aggregate, kcore
 from setlist.data.loaders import load
 from setlist.data.schema import Dataset
@@ -25,14 +38,21 @@ from setlist.data.sources import SourceConfig
 from setlist.data.split import Split, fixed_split, split
 from setlist.data.validate import ValidationReport, quality_figures
 from setlist.errors import ConfigError
-from setlist.evaluate.protocol import MetricsReport, evaluate
+from setlist.evaluate.metrics import ndcg_at_k
+from setlist.evaluate.protocol import MetricsReport, evaluate, relevant_items
+from setlist.evaluate.stats import PairedComparison, compare_paired
 from setlist.matrix import IdIndex, InteractionMatrix, build_matrix, weight
-from setlist.models.base import Recommender, model_class
+from setlist.models.base import Recommender
 from setlist.models.bundle import ModelBundle
 from setlist.registry import ModelVersion, PromotionDecision, Registry
+from setlist.tune.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from setlist.config import IndexConfig
 
 Progress = Callable[[str], None]
 OnBadRows = Literal["fail", "quarantine"]
+GATE_K = 10  # the gate compares per-user NDCG@10
 
 
 @dataclass
@@ -48,16 +68,47 @@ class Prepared:
 
 
 @dataclass
+class FitUsage:
+    """What one fit cost: wall seconds and peak resident memory (MiB) of the process."""
+
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    start_rss_mb: float = 0.0
+
+    @property
+    def peak_delta_mb(self) -> float:
+        return max(0.0, self.peak_rss_mb - self.start_rss_mb)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "fit_seconds": self.seconds,
+            "fit_peak_rss_mb": self.peak_rss_mb,
+            "fit_peak_delta_mb": self.peak_delta_mb,
+        }
+
+
+@dataclass
 class TrainedModel:
     """One model fitted, evaluated and (optionally) registered."""
 
-    kind: str
-    params: dict[str, Any]
+    spec: ModelSpec
     model: Recommender
-    fit_seconds: float
+    usage: FitUsage
     report: MetricsReport
     version: ModelVersion | None = None
     decision: PromotionDecision | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.spec.params
+
+    @property
+    def fit_seconds(self) -> float:
+        return self.usage.seconds
 
 
 @dataclass
@@ -113,60 +164,209 @@ def prepare(
     return Prepared(cleaned, report, parts, train, test_matrix, quality)
 
 
-def fit(
-    kind: str, params: dict[str, Any], train: InteractionMatrix, weights: WeightConfig
-) -> tuple[Recommender, float]:
-    """Fit one model on confidence-weighted training data; returns it and its fit seconds."""
-    model = model_class(kind)(**params)
-    confidences = weight(train.csr, weights)
+def _rss_mb(field_name: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field_name + ":"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+@contextmanager
+def measure() -> Iterator[FitUsage]:
+    """Wall time and peak RSS of the block (fills the yielded :class:`FitUsage` on exit)."""
+    usage = FitUsage(start_rss_mb=_rss_mb("VmRSS") or 0.0)
+    reset = False
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # resets VmHWM, the peak RSS, to the current RSS
+        reset = True
+    except OSError:
+        pass
     started = time.perf_counter()
-    model.fit(confidences)
-    return model, time.perf_counter() - started
+    try:
+        yield usage
+    finally:
+        usage.seconds = time.perf_counter() - started
+        peak = _rss_mb("VmHWM") if reset else None
+        if peak is None:  # lifetime peak: kB on Linux, bytes on macOS
+            scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+        usage.peak_rss_mb = peak
+
+
+def inputs(spec: ModelSpec, csr: sp.csr_matrix) -> sp.csr_matrix:
+    """What the model is fitted and scored on: raw counts for models that weigh their own
+    input, the spec's confidence weighting otherwise."""
+    return csr if spec.weighs_itself else weight(csr, spec.weights)
+
+
+def fit(spec: ModelSpec, train: InteractionMatrix) -> tuple[Recommender, FitUsage]:
+    """Fit one model; returns it and what the fit cost (weighting included)."""
+    return fit_matrix(spec, train.csr)
+
+
+def fit_matrix(spec: ModelSpec, raw: sp.csr_matrix) -> tuple[Recommender, FitUsage]:
+    """:func:`fit` on a bare users x items matrix of raw counts."""
+    model = spec.build()
+    with measure() as usage:
+        model.fit(inputs(spec, raw))
+    return model, usage
+
+
+def train_one(
+    spec: ModelSpec, prepared: Prepared, progress: Progress | None = None
+) -> TrainedModel:
+    """Fit on the training matrix and evaluate on the held-out test set."""
+    say = progress or (lambda _msg: None)
+    say(f"fitting {spec.kind}")
+    model, usage = fit(spec, prepared.train)
+    say(f"evaluating {spec.kind}")
+    report = evaluate(model, inputs(spec, prepared.train.csr), prepared.test.csr)
+    return TrainedModel(spec, model, usage, report)
 
 
 def train_and_register(
-    kind: str,
-    params: dict[str, Any],
+    spec: ModelSpec,
     prepared: Prepared,
-    weights: WeightConfig,
     registry: Registry | None,
     progress: Progress | None = None,
+    index_config: IndexConfig | None = None,
 ) -> TrainedModel:
-    """Fit, evaluate on the held-out test set, and register through the promotion gate."""
-    say = progress or (lambda _msg: None)
-    say(f"fitting {kind}")
-    model, seconds = fit(kind, params, prepared.train, weights)
-    say(f"evaluating {kind}")
-    report = evaluate(model, weight(prepared.train.csr, weights), prepared.test.csr)
-    trained = TrainedModel(kind, params, model, seconds, report)
-    if registry is None:
-        return trained
-    say(f"registering {kind}")
+    """Fit, evaluate, and register through the promotion gate (with paired evidence)."""
+    trained = train_one(spec, prepared, progress)
+    if registry is not None:
+        (progress or (lambda _msg: None))(f"registering {spec.kind}")
+        register_and_gate(trained, prepared, registry, index_config=index_config)
+    return trained
+
+
+def register_and_gate(
+    trained: TrainedModel,
+    prepared: Prepared,
+    registry: Registry,
+    tags: dict[str, str] | None = None,
+    index_config: IndexConfig | None = None,
+) -> None:
+    """Log the bundle as a new version, evaluate the champion on the same split, run the gate."""
+    spec = trained.spec
+    weighting = (
+        {"scheme": "linear", "alpha": 1.0}  # identity: the model weighs raw counts itself
+        if spec.weighs_itself
+        else {"scheme": spec.weights.scheme, "alpha": spec.weights.alpha}
+    )
     meta = {
-        "model_type": kind,
-        "params": params,
-        "weighting": weights.__dict__,
-        "metrics": report.metrics,
+        "model_type": spec.kind,
+        "params": spec.params,
+        "weighting": weighting,
+        "metrics": trained.report.metrics,
+        "fit": trained.usage.metrics(),
         "dataset": prepared.dataset.name,
         "data_fingerprint": prepared.dataset.fingerprint(),
         "split": prepared.split.strategy,
         "trained_at": datetime.now(UTC).isoformat(),
     }
-    bundle = ModelBundle.build(model, prepared.train, prepared.dataset.items, meta)
+    bundle = ModelBundle.build(
+        trained.model,
+        prepared.train,
+        prepared.dataset.items,
+        meta,
+        item_tags=prepared.dataset.item_tags,
+        index_config=index_config,
+    )
     with tempfile.TemporaryDirectory(prefix="setlist-bundle-") as tmp:
-        bundle.save(Path(tmp))
+        comparison = champion_comparison(registry, trained.report, prepared, Path(tmp) / "champ")
+        bundle.save(Path(tmp) / "bundle")
         trained.version = registry.log_model(
-            run_name=f"{kind}-{prepared.dataset.name}",
-            bundle_dir=Path(tmp),
-            model_type=kind,
-            params={**params, **{f"weighting.{k}": v for k, v in weights.__dict__.items()}},
-            metrics=report.metrics,
+            run_name=f"{spec.kind}-{prepared.dataset.name}",
+            bundle_dir=Path(tmp) / "bundle",
+            model_type=spec.kind,
+            params={**spec.params, **{f"weighting.{k}": v for k, v in weighting.items()}},
+            metrics={**trained.report.metrics, **trained.usage.metrics()},
             data=_data_info(prepared),
-            fit_seconds=seconds,
-            tags={"split": prepared.split.strategy},
+            fit_seconds=trained.usage.seconds,
+            tags={"split": prepared.split.strategy, **(tags or {})},
         )
-    trained.decision = registry.promote_if_better(trained.version)
-    return trained
+    trained.decision = registry.promote_if_better(trained.version, comparison=comparison)
+
+
+def champion_comparison(
+    registry: Registry, report: MetricsReport, prepared: Prepared, folder: Path
+) -> PairedComparison | None:
+    """Candidate vs current champion on the candidate's test users; None without a champion."""
+    loaded = registry.load_champion(folder)
+    if loaded is None:
+        return None
+    _, bundle = loaded
+    champion = champion_per_user(bundle, prepared.train, prepared.test, report.user_rows)
+    return compare_paired(report.per_user[f"ndcg@{GATE_K}"], champion)
+
+
+def champion_per_user(
+    bundle: ModelBundle,
+    train: InteractionMatrix,
+    test: InteractionMatrix,
+    user_rows: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """Per-user NDCG@10 of a bundled model on these users of this split (see
+    :func:`bundle_ranked`): the champion's side of the gate's paired comparison."""
+    relevant = relevant_items(train.csr, test.csr)[user_rows]
+    return ndcg_at_k(bundle_ranked(bundle, train, user_rows, GATE_K), relevant, GATE_K)
+
+
+def bundle_ranked(
+    bundle: ModelBundle,
+    train: InteractionMatrix,
+    user_rows: npt.NDArray[np.int64],
+    k: int,
+    batch: int = 4096,
+) -> npt.NDArray[np.int64]:
+    """Top-k of a bundled model for these users of a split, as item rows of the split's
+    catalogue: histories are the split's, mapped by external id.
+
+    Users the bundle knows are ranked as fitted users, others are folded in from their history;
+    items the bundle does not know cannot be recommended by it (they stay relevant, as misses).
+    """
+    to_bundle = bundle.items.rows(train.items.ids.tolist())
+    from_bundle = train.items.rows(bundle.items.ids.tolist())
+    histories = _remap_columns(train.csr[user_rows], to_bundle, len(bundle.items))
+    histories = _bundle_inputs(bundle, histories)
+    known_rows = bundle.users.rows(train.users.ids[user_rows].tolist())
+    ranked = np.full((len(user_rows), k), -1, dtype=np.int64)
+    for start in range(0, len(user_rows), batch):
+        part = slice(start, start + batch)
+        rows, hist = known_rows[part], histories[part]
+        known = rows >= 0
+        out = np.full((len(rows), k), -1, dtype=np.int64)
+        if known.any():
+            out[known] = bundle.model.recommend(rows[known], hist[known], k=k)[0]
+        if (~known).any():
+            out[~known] = bundle.model.recommend_histories(hist[~known], k=k)[0]
+        ranked[part] = np.where(out >= 0, from_bundle[np.maximum(out, 0)], -1)
+    return ranked
+
+
+def _remap_columns(csr: sp.csr_matrix, columns: npt.NDArray[np.int64], n: int) -> sp.csr_matrix:
+    coo = csr.tocoo()
+    target = columns[coo.col]
+    keep = target >= 0
+    return sp.csr_matrix(
+        (coo.data[keep], (coo.row[keep], target[keep])), shape=(csr.shape[0], n), dtype=np.float32
+    )
+
+
+def _bundle_inputs(bundle: ModelBundle, raw: sp.csr_matrix) -> sp.csr_matrix:
+    """Raw counts weighted as the bundle's model was trained (recorded in its metadata)."""
+    from setlist.config import WeightConfig
+
+    recorded = bundle.meta.get("weighting")
+    if not isinstance(recorded, dict):
+        return raw
+    fields = WeightConfig.__dataclass_fields__
+    return weight(raw, WeightConfig(**{k: v for k, v in recorded.items() if k in fields}))
 
 
 def _data_info(prepared: Prepared) -> dict[str, Any]:
@@ -183,15 +383,15 @@ def _data_info(prepared: Prepared) -> dict[str, Any]:
 
 def run(
     prepared: Prepared,
-    models: Sequence[tuple[str, dict[str, Any]]],
-    weights: WeightConfig,
+    specs: Sequence[ModelSpec],
     registry: Registry | None,
     progress: Progress | None = None,
+    index_config: IndexConfig | None = None,
 ) -> RunResult:
     """Train, evaluate and register each model in turn (popularity first, as the baseline)."""
     result = RunResult(prepared)
-    for kind, params in models:
+    for spec in specs:
         result.models.append(
-            train_and_register(kind, params, prepared, weights, registry, progress)
+            train_and_register(spec, prepared, registry, progress, index_config=index_config)
         )
     return result

@@ -24,9 +24,31 @@ KINDS = sorted(_REGISTRY)
 SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "als": {"factors": 4, "iterations": 5, "seed": 0},
     "popularity": {},
+    "knn": {"k": 5},
+    "ease": {"l2": 5.0},
+    "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05, "threads": 1},
+    "two_tower": {"dim": 8, "hidden": 16, "epochs": 60, "batch_size": 8, "learning_rate": 0.02},
+    "blend": {
+        "members": [
+            {"kind": "ease", "params": {"l2": 5.0}},
+            {"kind": "als", "params": {"factors": 4, "iterations": 5}, "weighting": "log1p"},
+        ],
+        "weights": [0.7, 0.3],
+    },
 }
 INVALID_PARAMS: dict[str, list[dict[str, Any]]] = {
     "als": [{"factors": 0}, {"iterations": 0}, {"regularization": -0.1}],
+    "knn": [{"k": 0}, {"similarity": "jaccard"}, {"shrink": -1.0}, {"weighting": "sqrt"}],
+    "ease": [{"l2": 0.0}, {"max_items": 0}, {"min_item_users": 0}, {"alpha": -1.0}],
+    "bpr": [{"factors": -1}, {"iterations": 0}, {"learning_rate": 0.0}],
+    "two_tower": [{"dim": 0}, {"epochs": 0}, {"dropout": 1.0}],
+    "blend": [
+        {"members": []},
+        {"members": [{"kind": "no-such-model"}]},
+        {"members": [{"kind": "blend"}]},
+        {"weights": [1.0]},
+        {"weights": [-1.0, 1.0]},
+    ],
 }
 #: Models whose known answer is "most popular unseen first" instead of the block structure.
 NOT_PERSONALISED = {"popularity"}

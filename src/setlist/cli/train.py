@@ -1,4 +1,9 @@
-"""`setlist train`, `evaluate`, `models list`, `serve` and `demo`."""
+"""`setlist train`, `evaluate`, `models list` and `demo`.
+
+Model parameters come from ``--param kind.name=value`` (repeatable; e.g. ``--param knn.k=100
+--param ease.l2=300``); the ALS options ``--factors`` / ``--iterations`` / ``--regularization``
+remain as shorthands. Every parameter is checked before any data is read.
+"""
 
 from __future__ import annotations
 
@@ -22,25 +27,70 @@ from setlist.cli.common import (
 )
 from setlist.config import Settings
 
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="A model parameter, kind.name=value (repeatable), e.g. knn.k=100, ease.l2=300.",
+    ),
+]
+MinUserItemsOpt = Annotated[
+    int | None, typer.Option(min=1, help="k-core: keep users with at least this many items.")
+]
+MinItemUsersOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="k-core: keep items with at least this many users (1 = all)."),
+]
+TestFractionOpt = Annotated[
+    float | None, typer.Option(min=0.01, max=0.99, help="Per-user test share of the split.")
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of the split and the models.")]
 
-def _model_specs(models: str, settings: Settings) -> list[tuple[str, dict[str, Any]]]:
-    from setlist.models import model_class
 
-    specs: list[tuple[str, dict[str, Any]]] = []
-    for kind in [m.strip() for m in models.split(",") if m.strip()]:
-        model_class(kind)  # unknown names fail here, before any work
-        params: dict[str, Any] = {}
-        if kind == "als":
-            params = {
-                "factors": settings.factors,
-                "iterations": settings.iterations,
-                "regularization": settings.regularization,
-                "seed": settings.seed,
-            }
-        specs.append((kind, params))
-    if not specs:
-        raise typer.BadParameter("--models names no model")
-    return specs
+def model_specs(models: str, params: list[str] | None, settings: Settings) -> list[Any]:
+    """Specs for ``--models`` and ``--param``; unknown names or bad values fail here."""
+    from setlist.tune.specs import build_specs, parse_kinds, parse_overrides
+
+    kinds = parse_kinds(models)
+    defaults: dict[str, dict[str, Any]] = {
+        "als": {
+            "factors": settings.factors,
+            "iterations": settings.iterations,
+            "regularization": settings.regularization,
+            "seed": settings.seed,
+        },
+        "bpr": {"seed": settings.seed},
+        "two_tower": {"seed": settings.seed},
+    }
+    return build_specs(kinds, parse_overrides(params or []), settings.weights(), defaults)
+
+
+def load_prepared(
+    settings: Settings,
+    source: str,
+    test: Path | None,
+    on_bad_rows: str,
+    say: Any,
+    with_events: bool = False,
+) -> Any:
+    """Ingest, validate, clean and split (the shared first stages of train/tune/report)."""
+    from setlist.pipeline import ingest, prepare
+
+    say(f"loading {source}")
+    dataset, report = ingest(
+        source,
+        sources(settings),
+        on_bad_rows=check_bad_rows(on_bad_rows),
+        quarantine_dir=settings.home / "quarantine",
+    )
+    if with_events:
+        from setlist.cli.events import merge_stored_events
+
+        dataset = merge_stored_events(settings, dataset)
+    fixed = ingest(str(test), sources(settings))[0].interactions if test is not None else None
+    say("cleaning and splitting")
+    return prepare(dataset, report, settings.clean(), settings.split(), fixed)
 
 
 def _train(
@@ -50,52 +100,36 @@ def _train(
     test: Path | None,
     register: bool,
     on_bad_rows: str = "fail",
+    params: list[str] | None = None,
+    with_events: bool = False,
 ) -> Any:
-    from setlist.pipeline import ingest, prepare, run
+    from setlist.pipeline import run
 
-    specs = _model_specs(models, settings)
+    specs = model_specs(models, params, settings)
+    check_bad_rows(on_bad_rows)
     registry = None
     with stages(3 + 3 * len(specs)) as say:
-        say(f"loading {source}")
-        dataset, report = ingest(
-            source,
-            sources(settings),
-            on_bad_rows=check_bad_rows(on_bad_rows),
-            quarantine_dir=settings.home / "quarantine",
-        )
-        fixed = None
-        if test is not None:
-            fixed = ingest(str(test), sources(settings))[0].interactions
-        say("cleaning and splitting")
-        prepared = prepare(dataset, report, settings.clean(), settings.split(), fixed)
+        prepared = load_prepared(settings, source, test, on_bad_rows, say, with_events)
         if register:
             from setlist.registry import Registry, RegistryConfig
 
             registry = Registry(RegistryConfig.from_settings(settings))
         say("training")
-        result = run(prepared, specs, settings.weights(), registry, say)
-    _print_result(result)
+        result = run(prepared, specs, registry, say, index_config=settings.index())
+    print_result(result)
     return result
 
 
-def _print_result(result: Any) -> None:
+def print_result(result: Any) -> None:
     p = result.prepared
     console.print(
         f"[bold]{p.dataset.name}[/bold]: {p.train.shape[0]:,} users x {p.train.shape[1]:,} items, "
         f"train {p.train.nnz:,} / test {p.test.nnz:,} ({p.split.strategy} split)"
     )
     table = Table(
-        "model",
-        "version",
-        "NDCG@10",
-        "P@10",
-        "R@10",
-        "MAP@10",
-        "cov@10",
-        "fit s",
-        "champion",
-        title="trained models",
-    )
+        "model", "version", "NDCG@10", "P@10", "R@10", "MAP@10", "cov@10", "fit s", "peak MiB",
+        "champion", title="trained models",
+    )  # fmt: skip
     for m in result.models:
         r = m.report.metrics
         table.add_row(
@@ -105,7 +139,8 @@ def _print_result(result: Any) -> None:
                 f"{r[k]:.4f}"
                 for k in ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage@10")
             ),
-            f"{m.fit_seconds:.1f}",
+            f"{m.usage.seconds:.1f}",
+            f"{m.usage.peak_rss_mb:,.0f}",
             "yes" if m.decision and m.decision.promoted else "no",
         )
     console.print(table)
@@ -119,27 +154,49 @@ def train(
     dataset: DatasetOpt = None,
     models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,als",
     test: TestOpt = None,
+    param: ParamOpt = None,
     factors: Annotated[int | None, typer.Option(min=1, max=4096)] = None,
     iterations: Annotated[int | None, typer.Option(min=1, max=1000)] = None,
     regularization: Annotated[float | None, typer.Option(min=0.0)] = None,
-    weighting: Annotated[str | None, typer.Option(help="none, linear, log1p or bm25")] = None,
+    weighting: Annotated[
+        str | None, typer.Option(help="none, linear, log1p or bm25 (ALS / popularity input)")
+    ] = None,
     alpha: Annotated[float | None, typer.Option(min=0.0)] = None,
+    min_user_items: MinUserItemsOpt = None,
+    min_item_users: MinItemUsersOpt = None,
+    test_fraction: TestFractionOpt = None,
+    seed: SeedOpt = None,
     on_bad_rows: BadRowsOpt = "fail",
     register: Annotated[bool, typer.Option(help="Log to MLflow and register.")] = True,
+    with_events: Annotated[
+        bool, typer.Option("--with-events", help="Merge stored feedback events (docs/events.md).")
+    ] = False,
 ) -> None:
-    """Train, evaluate and register models; the gate moves `champion` only to a better one.
+    """Train, evaluate and register models; the gate moves `champion` only to a significantly
+    better one (paired test on the same users).
 
-    Examples: setlist train; setlist train -d plays.csv --test test.csv --models als --factors 64
+    Examples: setlist train; setlist train --models ease,knn --param ease.l2=300
+    --param knn.k=100 --min-item-users 1; setlist train -d plays.csv --test test.csv
     """
     settings = settings_with(
         dataset=dataset,
         factors=factors,
         iterations=iterations,
         regularization=regularization,
-        weighting=weighting,
+        weighting=_weighting(weighting),
         alpha=alpha,
+        min_user_items=min_user_items,
+        min_item_users=min_item_users,
+        test_fraction=test_fraction,
+        seed=seed,
     )
-    _train(settings, settings.dataset, models, test, register, on_bad_rows)
+    _train(settings, settings.dataset, models, test, register, on_bad_rows, param, with_events)
+
+
+def _weighting(value: str | None) -> str | None:
+    if value is not None and value not in ("none", "linear", "log1p", "bm25"):
+        raise typer.BadParameter(f"--weighting must be none, linear, log1p or bm25, got {value!r}")
+    return value
 
 
 @app.command("evaluate")
@@ -147,55 +204,70 @@ def evaluate_cmd(
     version: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
     dataset: DatasetOpt = None,
     test: TestOpt = None,
+    min_user_items: MinUserItemsOpt = None,
+    min_item_users: MinItemUsersOpt = None,
 ) -> None:
     """Evaluate a registered model version on a dataset's held-out split or a fixed test file.
 
+    Users the version never saw are folded in from their training history.
     Examples: setlist evaluate; setlist evaluate --version 2 --test my_test.csv
     """
     import tempfile
 
-    from setlist.evaluate.protocol import evaluate
-    from setlist.matrix import build_matrix
+    import numpy as np
+
+    from setlist.evaluate.metrics import ranking_metrics
+    from setlist.evaluate.protocol import relevant_items
     from setlist.models.bundle import ModelBundle
-    from setlist.pipeline import ingest, prepare
+    from setlist.pipeline import bundle_ranked
     from setlist.registry import Registry, RegistryConfig
 
-    settings = settings_with(dataset=dataset)
+    settings = settings_with(
+        dataset=dataset, min_user_items=min_user_items, min_item_users=min_item_users
+    )
     registry = Registry(RegistryConfig.from_settings(settings))
-    with stages(3) as say, tempfile.TemporaryDirectory() as tmp:
+    with stages(4) as say, tempfile.TemporaryDirectory() as tmp:
         bundle = ModelBundle.load(registry.download(version, Path(tmp)))
         say(f"loaded version {version}")
-        data, report = ingest(settings.dataset, sources(settings))
-        fixed = ingest(str(test), sources(settings))[0].interactions if test else None
-        prepared = prepare(data, report, settings.clean(), settings.split(), fixed)
-        say("prepared test set")
-        test_m = build_matrix(prepared.split.test, bundle.users, bundle.items)
-        dropped = prepared.split.test.height - test_m.nnz
-        result = evaluate(bundle.model, bundle.seen, test_m.csr)
+        prepared = load_prepared(settings, settings.dataset, test, "fail", say)
+        relevant = relevant_items(prepared.train.csr, prepared.test.csr)
+        rows = np.flatnonzero(np.diff(relevant.indptr)).astype(np.int64)
+        ranked = bundle_ranked(bundle, prepared.train, rows, 20)
+        metrics = ranking_metrics(ranked, relevant[rows], (10, 20))
         say("evaluated")
-    table = Table("metric", "value", title=f"version {version} on {settings.dataset}")
-    for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}")
+    table = Table(
+        "metric", "value", title=f"version {version} on {settings.dataset} ({len(rows):,} users)"
+    )
+    for key, values in sorted(metrics.items()):
+        table.add_row(key, f"{values.mean():.4f}")
     console.print(table)
-    if dropped:
-        console.print(f"{dropped:,} test rows name users or items unknown to the model (skipped)")
 
 
 @models_app.command("list")
 def models_list() -> None:
-    """List registered versions with their metrics and aliases."""
+    """List registered versions with their metrics, aliases and gate decisions."""
     from setlist.registry import Registry, RegistryConfig
+    from setlist.registry.gate import gate_summary
 
     registry = Registry(RegistryConfig.from_settings(settings_with()))
-    table = Table("version", "type", "aliases", "NDCG@10", "P@10", "created", title="versions")
+    table = Table(
+        "version", "type", "aliases", "NDCG@10", "P@10", "fit s", "peak MiB", "gate", "p-value",
+        "95% CI of diff", "created", title="versions",
+    )  # fmt: skip
     for v in registry.list_versions():
+        decision, p_value, interval = gate_summary(v.tags)
         table.add_row(
             v.version,
             v.model_type,
             ",".join(v.aliases),
             f"{v.metrics.get('ndcg@10', float('nan')):.4f}",
             f"{v.metrics.get('precision@10', float('nan')):.4f}",
-            str(v.created_at),
+            f"{v.metrics.get('fit_seconds', float('nan')):.1f}",
+            f"{v.metrics.get('fit_peak_rss_mb', float('nan')):,.0f}",
+            decision,
+            p_value,
+            interval,
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
 

@@ -1,9 +1,9 @@
 """The model registry: MLflow runs, registered versions, aliases and the promotion gate."""
 
+from setlist.registry.gate import PromotionDecision
 from setlist.registry.store import (
     CHAMPION,
     ModelVersion,
-    PromotionDecision,
     Registry,
     RegistryConfig,
     manifest_sha256,

@@ -8,8 +8,9 @@ Layout in MLflow:
 - one **model version** of ``config.model_name`` per run, whose tags repeat the model type, params,
   metrics and data figures (``setlist.*`` JSON tags keep the exact names and values, ``metric.*`` /
   ``data.*`` tags are for people reading the MLflow UI), so listing versions needs no run lookups;
-- the alias ``champion`` names the version the service loads; :meth:`Registry.promote_if_better`
-  is the only place that moves it on merit, and records its decision on the candidate's run.
+- the alias ``champion`` names the version the service loads; the promotion gate
+  (:mod:`setlist.registry.gate`) is the only place that moves it on merit, and records its
+  decision on the candidate's run and version.
 
 No ``mlflow.pyfunc`` or other pickle-based flavour is used, on purpose: a version's artifacts are
 the bundle's ``.npz`` + JSON files, loaded with ``allow_pickle=False`` and checked against hashes.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from setlist.errors import ArtifactError, ConfigError, NotFoundError, RegistryError
+from setlist.errors import ArtifactError, NotFoundError, RegistryError
 from setlist.models.base import sha256_file
 from setlist.models.bundle import ModelBundle
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from setlist.config import Settings
+    from setlist.evaluate.stats import PairedComparison
+    from setlist.registry.gate import PromotionDecision
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +108,6 @@ class ModelVersion:
     @property
     def is_champion(self) -> bool:
         return CHAMPION in self.aliases
-
-
-@dataclass
-class PromotionDecision:
-    """What the promotion gate decided about a candidate, and why."""
-
-    promoted: bool
-    reason: str
-    candidate: ModelVersion
-    champion_before: ModelVersion | None
-    metric: str
-    candidate_value: float
-    champion_value: float | None
 
 
 class Registry:
@@ -237,64 +226,36 @@ class Registry:
             self._client.set_registered_model_alias(self.config.model_name, alias, mv.version)
 
     def promote_if_better(
-        self, candidate: ModelVersion, metric: str = DEFAULT_METRIC
+        self,
+        candidate: ModelVersion,
+        metric: str = DEFAULT_METRIC,
+        comparison: PairedComparison | None = None,
     ) -> PromotionDecision:
-        """The promotion gate: make ``candidate`` champion only if it beats the current one.
+        """The promotion gate (see :mod:`setlist.registry.gate` for the rule).
 
-        Promotes when there is no champion, or when the candidate's ``metric`` is strictly higher
-        than the champion's (a champion without that metric loses, to avoid a stuck gate). A
-        candidate without a finite value for ``metric`` is never promoted.
+        ``comparison`` is the paired per-user evidence (candidate vs champion on the same test
+        users); without it the gate falls back to comparing recorded means, marked unpaired.
         """
-        if metric not in candidate.metrics:
-            known = ", ".join(sorted(candidate.metrics)) or "none"
-            raise ConfigError(
-                f"version {candidate.version} has no metric {metric!r} (it has: {known})",
-                field="metric",
-            )
-        value = float(candidate.metrics[metric])
-        before = self.champion()
-        before_value = None if before is None else before.metrics.get(metric)
-        promoted, reason = _gate(candidate, value, before, before_value, metric)
-        if promoted:
-            with self._errors(f"promoting version {candidate.version}"):
-                self._client.set_registered_model_alias(
-                    self.config.model_name, CHAMPION, candidate.version
-                )
-            log.info("promoted %s version %s: %s", candidate.name, candidate.version, reason)
-        decision = PromotionDecision(
-            promoted=promoted,
-            reason=reason,
-            candidate=self.get(candidate.version),
-            champion_before=before,
-            metric=metric,
-            candidate_value=value,
-            champion_value=before_value,
-        )
-        if before is None or before.version != candidate.version:
-            # Re-running the gate on the champion changes nothing; keep its recorded decision.
-            self._record_decision(decision)
-        return decision
+        from setlist.registry.gate import promote
 
-    def _record_decision(self, d: PromotionDecision) -> None:
+        return promote(self, candidate, comparison, metric)
+
+    def annotate(
+        self, version: ModelVersion, tags: Mapping[str, str], metrics: Mapping[str, float]
+    ) -> None:
+        """Add tags and metrics to a version's run, and the tags to the version itself."""
         from mlflow.entities import Metric, RunTag
 
-        tags = {
-            "gate.promoted": str(d.promoted).lower(),
-            "gate.reason": d.reason,
-            "gate.metric": d.metric,
-            "gate.champion_before": "" if d.champion_before is None else d.champion_before.version,
-        }
         now = int(time.time() * 1000)
-        metrics = [Metric("gate.candidate_value", d.candidate_value, now, 0)]
-        if d.champion_value is not None:
-            metrics.append(Metric("gate.champion_value", float(d.champion_value), now, 0))
-        with self._errors(f"recording the gate decision on run {d.candidate.run_id}"):
+        with self._errors(f"annotating run {version.run_id} of version {version.version}"):
             self._client.log_batch(
-                d.candidate.run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()]
+                version.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
             )
             for key, value in tags.items():
                 self._client.set_model_version_tag(
-                    self.config.model_name, d.candidate.version, key, value
+                    self.config.model_name, version.version, key, value
                 )
 
     # ---------------------------------------------------------------- reading
@@ -433,31 +394,6 @@ class Registry:
             raise RegistryError(f"{what} failed at {self.uri}: {exc.message}") from exc
         except OSError as exc:  # requests' errors are OSErrors too
             raise RegistryError(f"{what} failed at {self.uri}: {exc}") from exc
-
-
-def _gate(
-    candidate: ModelVersion,
-    value: float,
-    before: ModelVersion | None,
-    before_value: float | None,
-    metric: str,
-) -> tuple[bool, str]:
-    if not math.isfinite(value):
-        return False, f"candidate {metric}={value} is not a finite number"
-    if before is None:
-        return True, f"no champion yet; candidate {metric}={value:.6g}"
-    if before.version == candidate.version:
-        return False, f"version {candidate.version} is already the champion"
-    if before_value is None or not math.isfinite(before_value):
-        return True, f"champion v{before.version} has no finite {metric}; candidate {value:.6g}"
-    if value > before_value:
-        return True, (
-            f"candidate {metric}={value:.6g} > champion v{before.version} {before_value:.6g}"
-        )
-    return False, (
-        f"candidate {metric}={value:.6g} is not higher than champion v{before.version} "
-        f"{before_value:.6g}"
-    )
 
 
 def manifest_sha256(folder: Path) -> str:

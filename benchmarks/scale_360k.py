@@ -1,0 +1,120 @@
+"""The whole run at Last.fm-360K scale: ingest -> validate -> train ALS -> evaluate.
+
+A synthetic world of the ``lastfm-360k`` preset (359k users, 292k artists, ~17.5M rows; see
+``setlist.data.synthetic``) is written to a Parquet file first (setup, not timed). Then, timed
+stage by stage with the process's peak resident memory (VmHWM, reset at each stage start):
+
+1. ingest + validate: the file is read and every row checked, as for any user file;
+2. clean + split: aggregate, k-core (5 items per user, 1 user per item: the full catalogue),
+   seeded random 20% per user as test, CSR matrices;
+3. train: ALS, 64 factors, 15 iterations, log1p confidences (alpha 5), through the pipeline;
+4. evaluate: full-catalogue ranking for 10,000 seeded random test users (as the cmfrec
+   Last.fm-360K benchmark does), P/R/MAP/NDCG@10.
+
+With ``--reference`` a raw ``implicit`` fit of the same weighted matrix is timed too, for the
+fit-time ratio measured in the same run. Goal (docs/TARGETS.md): under 5 minutes and under 4 GB.
+
+    .venv/bin/python benchmarks/scale_360k.py --reference
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: implicit runs its own threads
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from setlist.config import CleanConfig, SplitConfig, WeightConfig  # noqa: E402
+from setlist.data.sources import SourceConfig  # noqa: E402
+from setlist.data.synthetic import generate_preset  # noqa: E402
+from setlist.evaluate.protocol import evaluate  # noqa: E402
+from setlist.matrix import weight  # noqa: E402
+from setlist.pipeline import fit, ingest, measure, prepare  # noqa: E402
+from setlist.tune.specs import ModelSpec  # noqa: E402
+
+
+def stage(name: str, results: list[tuple[str, float, float]], work: Callable[[], Any]) -> Any:
+    with measure() as usage:
+        out = work()
+    results.append((name, usage.seconds, usage.peak_rss_mb))
+    print(
+        f"  {name:<28} {usage.seconds:8.1f}s   peak RSS {usage.peak_rss_mb:8,.0f} MiB", flush=True
+    )
+    return out
+
+
+def sample_test(test: sp.csr_matrix, n: int, seed: int) -> sp.csr_matrix:
+    rows = np.flatnonzero(np.diff(test.indptr))
+    keep = np.random.default_rng(seed).choice(rows, min(n, len(rows)), replace=False)
+    mask = np.zeros(test.shape[0], dtype=np.float32)
+    mask[keep] = 1.0
+    return sp.csr_matrix(sp.diags(mask) @ test)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="lastfm-360k")
+    parser.add_argument("--users", type=int, default=10_000, help="test users evaluated")
+    parser.add_argument("--reference", action="store_true", help="also time raw implicit")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="setlist-360k-") as tmp:
+        path = Path(tmp) / "plays.parquet"
+        started = time.perf_counter()
+        world = generate_preset(args.preset, seed=0)
+        world.interactions.select("user", "item", "weight").write_parquet(path)
+        rows = world.interactions.height
+        del world
+        setup_s = time.perf_counter() - started
+        print(f"setup: {rows:,} rows written to {path.name} in {setup_s:.0f}s")
+
+        results: list[tuple[str, float, float]] = []
+        sources = SourceConfig(None, Path(tmp) / "cache", False)
+        weights = WeightConfig(scheme="log1p", alpha=5.0)
+        spec = ModelSpec("als", {"factors": 64, "iterations": 15, "seed": 0}, weights)
+        loaded = stage("ingest + validate", results, lambda: ingest(str(path), sources))
+        prepared = stage(
+            "clean + split + matrices",
+            results,
+            lambda: prepare(*loaded, CleanConfig(5, 1), SplitConfig(0.2, 0)),
+        )
+        loaded = None  # the raw frame is no longer needed
+        print(
+            f"  matrix: {prepared.train.shape[0]:,} users x {prepared.train.shape[1]:,} items, "
+            f"train {prepared.train.nnz:,} / test {prepared.test.nnz:,}"
+        )
+        model, usage = stage("train ALS 64f 15it", results, lambda: fit(spec, prepared.train))
+        test = sample_test(prepared.test.csr, args.users, 0)
+        train = weight(prepared.train.csr, weights)
+        metrics = stage(
+            f"evaluate ({args.users:,} users)", results, lambda: evaluate(model, train, test)
+        )
+        total = sum(s for _, s, _ in results)
+        peak = max(p for _, _, p in results)
+        m = metrics.metrics
+        print(
+            f"P@10 {m['precision@10']:.4f}  MAP@10 {m['map@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
+            f"  over {metrics.n_users:,} users"
+        )
+        print(f"TOTAL ingest->evaluate: {total:.1f}s wall, peak RSS {peak:,.0f} MiB")
+        if args.reference:
+            from fit_overhead import raw_fit
+
+            raw = raw_fit(train, 64, 15)
+            print(
+                f"raw implicit fit of the same matrix: {raw:.1f}s; setlist train stage / raw = "
+                f"{usage.seconds / raw:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

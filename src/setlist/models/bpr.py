@@ -1,0 +1,182 @@
+"""BPR (Rendle et al.): matrix factorisation for pairwise ranking, fitted by ``implicit``.
+
+implicit's CPU BPR learns ``factors + 1`` columns: users carry a constant 1 in the last one, so
+the items' last column is an item bias. BPR learns from which items a listener heard, not how
+often (implicit samples positives from the stored entries), so the default input is binary.
+
+Fold-in: BPR has no closed-form user step, so a new listener's vector is found by gradient ascent
+on that listener's own BPR objective with the item factors (and biases) fixed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from setlist.errors import ArtifactError, ConfigError, ModelError
+from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.models.knn import WeightsInput
+
+Float64Array = npt.NDArray[np.float64]
+
+
+class BPRRecommender(WeightsInput, Recommender):
+    """Bayesian personalised ranking by SGD over (listener, heard, not heard) triples."""
+
+    kind = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 128,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        fold_in_regularization: float = 0.01,
+        fold_in_steps: int = 50,
+        fold_in_learning_rate: float = 1.0,
+        seed: int = 0,
+        threads: int = 0,
+        weighting: str = "none",
+        alpha: float = 1.0,
+    ) -> None:
+        if not 1 <= factors <= 4096:
+            raise ConfigError(f"factors must be in [1, 4096], got {factors}")
+        if not 1 <= iterations <= 10_000:
+            raise ConfigError(f"iterations must be in [1, 10000], got {iterations}")
+        if not learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {learning_rate}")
+        if not 0 <= fold_in_steps <= 10_000 or not fold_in_learning_rate > 0:
+            raise ConfigError(
+                "fold_in_steps must be in [0, 10000] and fold_in_learning_rate > 0; got "
+                f"{fold_in_steps}, {fold_in_learning_rate}"
+            )
+        if regularization < 0 or fold_in_regularization < 0:
+            raise ConfigError(
+                f"regularization must be >= 0, got {regularization} / {fold_in_regularization}"
+            )
+        self.factors = int(factors)
+        self.learning_rate = float(learning_rate)
+        self.regularization = float(regularization)
+        self.iterations = int(iterations)
+        self.fold_in_regularization = float(fold_in_regularization)
+        self.fold_in_steps = int(fold_in_steps)
+        self.fold_in_learning_rate = float(fold_in_learning_rate)
+        self.seed = int(seed)
+        self.threads = int(threads)
+        self._init_weighting(weighting, alpha)
+        self.user_factors_: FloatArray | None = None
+        self.item_factors_: FloatArray | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "learning_rate": self.learning_rate,
+            "regularization": self.regularization,
+            "iterations": self.iterations,
+            "fold_in_regularization": self.fold_in_regularization,
+            "fold_in_steps": self.fold_in_steps,
+            "fold_in_learning_rate": self.fold_in_learning_rate,
+            "seed": self.seed,
+            "threads": self.threads,
+            **self._weighting_params(),
+        }
+
+    def fit(self, user_items: sp.csr_matrix) -> Self:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        x = self.input_.fit(user_items)
+        x.eliminate_zeros()
+        model = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=self.threads,
+            random_state=self.seed,
+        )
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(x, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def _factors(self) -> tuple[FloatArray, FloatArray]:
+        if self.user_factors_ is None or self.item_factors_ is None:
+            raise ModelError("BPRRecommender is not fitted; call fit() first")
+        return self.user_factors_, self.item_factors_
+
+    @property
+    def n_items_(self) -> int:
+        return int(self._factors()[1].shape[0])
+
+    def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
+        users, items = self._factors()
+        return np.asarray(users[np.asarray(user_rows)] @ items.T, dtype=np.float32)
+
+    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
+        _, items = self._factors()
+        return np.asarray(self.fold_in(user_items) @ items.T, dtype=np.float32)
+
+    def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
+        """User vectors (bias column 1 included) for histories the model never saw.
+
+        Full-batch gradient ascent on the BPR objective of one listener with the item factors
+        fixed: every heard item against every other item, ``fold_in_steps`` steps from the mean
+        of the heard items' vectors. Deterministic, and the same objective the fit optimises.
+        """
+        _, items = self._factors()
+        y, bias = items[:, :-1].astype(np.float64), items[:, -1].astype(np.float64)
+        x = sp.csr_matrix(self.input_.transform(user_items))
+        out = np.zeros((x.shape[0], items.shape[1]), dtype=np.float32)
+        out[:, -1] = 1.0
+        for u in range(x.shape[0]):
+            heard = x.indices[x.indptr[u] : x.indptr[u + 1]]
+            if len(heard) and len(heard) < len(bias):
+                out[u, :-1] = self._fold_in_one(y, bias, heard)
+        return out
+
+    def _fold_in_one(self, y: Float64Array, bias: Float64Array, heard: IntArray) -> Float64Array:
+        others = np.ones(len(bias), dtype=bool)
+        others[heard] = False
+        pos, neg = y[heard], y[others]
+        vector = pos.mean(axis=0)
+        scale = float(np.mean(np.sum(y * y, axis=1))) or 1.0
+        step = self.fold_in_learning_rate / scale
+        for _ in range(self.fold_in_steps):
+            s_pos = pos @ vector + bias[heard]
+            s_neg = neg @ vector + bias[others]
+            # sigma(-(s_i - s_j)) for every heard i and unheard j, averaged
+            w = 1.0 / (1.0 + np.exp(np.clip(s_pos[:, None] - s_neg[None, :], -50, 50)))
+            grad = (w.sum(axis=1) @ pos - w.sum(axis=0) @ neg) / w.size
+            vector += step * (grad - self.fold_in_regularization * vector)
+        return np.asarray(vector, dtype=np.float64)
+
+    def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
+        _, items = self._factors()
+        vectors = items[:, :-1]
+        normed = vectors / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)[:, None]
+        rows = np.asarray(item_rows, dtype=np.int64)
+        block = (normed[rows] @ normed.T).astype(np.float32)
+        block[np.arange(len(rows)), rows] = -np.inf
+        return top_k(block, k)
+
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        users, items = self._factors()
+        return {"item_factors": items, "user_factors": users, **self.input_.state()}
+
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        users, items = arrays["user_factors"], arrays["item_factors"]
+        width = self.factors + 1
+        if users.ndim != 2 or items.ndim != 2 or {users.shape[1], items.shape[1]} != {width}:
+            raise ArtifactError(
+                f"factor shapes {users.shape} and {items.shape} do not fit {self.factors} factors"
+            )
+        self.user_factors_ = users.astype(np.float32)
+        self.item_factors_ = items.astype(np.float32)
+        self.input_.set_state(arrays)
