@@ -69,7 +69,7 @@ def test_unknown_user_gets_the_popular_items(client: TestClient, bundle: ModelBu
     assert [it["score"] for it in body["items"]] == [4.0, 3.0, 3.0]
     assert body["items"][0]["name"] == "Alpha"
     metrics = client.get("/metrics").text
-    assert 'setlist_recommendation_fallbacks_total{reason="unknown_user"}' in metrics
+    assert 'setlist_recommendation_fallbacks_total{arm="local",reason="unknown_user"}' in metrics
 
 
 def test_unicode_and_slashed_ids(client: TestClient) -> None:
@@ -162,14 +162,17 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     client.get("/v1/items/nope/similar")
     text = client.get("/metrics").text
     assert (
-        'setlist_http_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",'
-        'status="200"}' in text
+        'setlist_http_requests_total{arm="local",method="GET",'
+        'route="/v1/users/{user_id}/recommendations",status="200"}' in text
     )
     assert 'route="/v1/items/{item_id}/similar",status="404"' in text
-    assert 'setlist_http_errors_total{code="not_found",route="/v1/items/{item_id}/similar"}' in text
+    assert (
+        'setlist_http_errors_total{arm="none",code="not_found",'
+        'route="/v1/items/{item_id}/similar"}' in text
+    )
     assert "setlist_http_request_duration_seconds_bucket" in text
-    assert 'setlist_model_info{model_type="als",version="local"} 1.0' in text
-    assert "setlist_model_loaded 1.0" in text
+    assert 'setlist_model_info{arm="local",model_type="als",version="local"} 1.0' in text
+    assert 'setlist_model_loaded{arm="local"} 1.0' in text
     assert "u2" not in text  # raw ids never become labels
 
 
@@ -181,10 +184,10 @@ def test_model_failure_falls_back_to_popularity(
     def broken(*args: object, **kwargs: object) -> None:
         raise ModelError("boom")
 
-    monkeypatch.setattr(state.bundle.model, "recommend", broken)
+    monkeypatch.setattr(state.answerer.retriever, "for_user", broken)
     body = client.get("/v1/users/u1/recommendations").json()
     assert body["strategy"] == "popular_fallback"
-    assert 'reason="model_error"' in client.get("/metrics").text
+    assert 'arm="local",reason="model_error"' in client.get("/metrics").text
 
 
 def test_an_unexpected_error_is_a_json_500(bundle_dir: Path, tmp_path: Path) -> None:

@@ -57,14 +57,14 @@ def test_serves_the_registry_champion(registry_settings: Settings) -> None:
 def test_the_model_is_loaded_once_not_per_request(
     registry_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[Path] = []
-    original = Registry.load_champion
+    calls: list[str] = []
+    original = Registry.download
 
-    def counting(self: Registry, dest_dir: Path) -> object:
-        calls.append(dest_dir)
-        return original(self, dest_dir)
+    def counting(self: Registry, version: str, dest: Path) -> Path:
+        calls.append(version)
+        return original(self, version, dest)
 
-    monkeypatch.setattr(Registry, "load_champion", counting)
+    monkeypatch.setattr(Registry, "download", counting)
     with TestClient(create_app(registry_settings)) as client:
         for _ in range(3):
             assert client.get("/v1/users/u1/recommendations").status_code == 200
@@ -82,7 +82,8 @@ def _assert_not_ready(client: TestClient, why: str) -> None:
         resp = client.get(url)
         assert resp.status_code == 503, url
         assert "retry-after" in resp.headers
-    assert "setlist_model_loaded 0.0" in client.get("/metrics").text
+    assert "setlist_model_loaded{" in client.get("/metrics").text
+    assert '"} 0.0' in client.get("/metrics").text.split("setlist_model_loaded{")[1]
 
 
 def test_empty_registry_starts_but_is_not_ready(registry_settings: Settings) -> None:

@@ -117,6 +117,65 @@ class ALSRecommender(Recommender):
             out[u] = np.linalg.solve(a, y.T @ c)
         return out
 
+    def explain(
+        self, user_items: sp.csr_matrix, item_rows: IntArray, n: int = 3
+    ) -> tuple[IntArray, FloatArray]:
+        """Split each item's fold-in score over the heard items (implicit's ``explain``).
+
+        With ``A = YtY + reg I + sum_j (c_j - 1) y_j y_j^T`` the folded-in user is
+        ``x = A^-1 sum_j c_j y_j``, so ``score_i = y_i . x = sum_j c_j (y_i^T A^-1 y_j)``: the
+        j-th term is heard item j's contribution to item i, and the terms add up to the score.
+        """
+        _, items = self._factors()
+        rows = np.asarray(item_rows, dtype=np.int64)
+        out_rows = np.full((len(rows), n), -1, dtype=np.int64)
+        out = np.zeros((len(rows), n), dtype=np.float32)
+        lo, hi = user_items.indptr[0], user_items.indptr[1]
+        heard = np.asarray(user_items.indices[lo:hi], dtype=np.int64)
+        c = np.asarray(user_items.data[lo:hi], dtype=np.float64)
+        if len(heard) == 0 or len(rows) == 0:
+            return out_rows, out
+        y = items[heard].astype(np.float64)
+        targets = items[rows].astype(np.float64)
+        ginv = self._gram_inverse()
+        if ginv is not None and len(heard) < items.shape[1]:
+            # Woodbury: with P = Y G^-1 and D = diag(c - 1), Y A^-1 Yr^T = (I + P Y^T D)^-1 P Yr^T,
+            # an n_heard x n_heard solve instead of factorising A (factors x factors) per request.
+            p = y @ ginv
+            lhs = np.eye(len(heard)) + (p @ y.T) * (c - 1.0)[None, :]
+            contrib = np.linalg.solve(lhs, p @ targets.T) * c[:, None]
+        else:
+            a = self._gram() + (y.T * (c - 1.0)) @ y
+            contrib = (y @ np.linalg.lstsq(a, targets.T, rcond=None)[0]) * c[:, None]
+        take = min(n, len(heard))
+        best = np.argsort(-contrib, axis=0, kind="stable")[:take].T
+        values = np.take_along_axis(contrib.T, best, axis=1)
+        positive = values > 0
+        out_rows[:, :take] = np.where(positive, heard[best], -1)
+        out[:, :take] = np.where(positive, values, 0.0)
+        return out_rows, out
+
+    def _gram_inverse(self) -> npt.NDArray[np.float64] | None:
+        """``(YtY + reg I)^-1``, once per fitted model; None where it is singular."""
+        cached: npt.NDArray[np.float64] | None = getattr(self, "_gram_inv_cache", None)
+        if cached is None:
+            try:
+                cached = np.asarray(np.linalg.inv(self._gram()), dtype=np.float64)
+            except np.linalg.LinAlgError:
+                return None
+            self._gram_inv_cache = cached
+        return cached
+
+    def _gram(self) -> npt.NDArray[np.float64]:
+        """``YtY + reg I`` in float64, computed once per fitted model (read-only afterwards)."""
+        _, items = self._factors()
+        cached: npt.NDArray[np.float64] | None = getattr(self, "_gram_cache", None)
+        if cached is None or cached.shape[0] != items.shape[1]:
+            items64 = items.astype(np.float64)
+            cached = items64.T @ items64 + self.regularization * np.eye(items.shape[1])
+            self._gram_cache = cached
+        return cached
+
     def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
         _, items = self._factors()
         norms = np.linalg.norm(items, axis=1)

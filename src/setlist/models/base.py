@@ -75,6 +75,19 @@ class Recommender(ABC):
         onboarding new listeners and for reflecting fresh listens without refitting.
         """
 
+    def explain(
+        self, user_items: sp.csr_matrix, item_rows: IntArray, n: int = 3
+    ) -> tuple[IntArray, FloatArray]:
+        """Which heard items made each of ``item_rows`` score as it does, for one listener.
+
+        ``user_items`` is that listener's history (1 x n_items confidences). Returns, per item
+        row, the ``n`` heard item rows that contributed most (positive contributions only, best
+        first) and their contributions, padded with -1 / 0. The default attributes nothing: a
+        model that cannot split its score over the history says so rather than invent a reason.
+        """
+        rows = np.asarray(item_rows, dtype=np.int64)
+        return np.full((len(rows), n), -1, dtype=np.int64), np.zeros((len(rows), n), np.float32)
+
     def recommend(
         self,
         user_rows: IntArray,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
 _MAX_ECHO = 100
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def add_exception_handlers(app: FastAPI) -> None:
@@ -75,7 +75,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    body = {"code": code, "message": str(exc.detail)}
+    body: dict[str, Any] = {"code": code, "message": str(exc.detail)}
+    if exc.status_code == 413:
+        body["field"] = "body"
     return error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
 

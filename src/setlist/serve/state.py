@@ -1,35 +1,46 @@
-"""The model the service answers with, loaded once at start-up, and the lookups over it.
+"""The model the service answers with, and the lookups over it.
 
-A :class:`ModelState` is read-only after loading, so the threadpool may share it freely. It speaks
-external ids and names; rows and CSR slices stay inside.
+A :class:`ModelState` is one loaded bundle (one model version) with everything computed from it
+once (popular list, vector retrieval, ranking rules, moods); it is read-only afterwards, so the
+threadpool may share it freely, and a hot-swap replaces the whole object. It speaks external ids
+and names; rows and CSR slices stay inside. The personalised work lives in
+:mod:`setlist.serve.answer`; this module holds the shapes and the degradation chain.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
-from setlist.config import Settings, WeightConfig
-from setlist.errors import ModelError, NotFoundError, UnavailableError
-from setlist.matrix import weight
+from setlist.config import Settings
+from setlist.errors import NotFoundError, UnavailableError, ValidationError
 from setlist.models.bundle import ModelBundle
 from setlist.registry import ModelVersion, Registry, RegistryConfig
+from setlist.serve.explain import Reason
+from setlist.serve.moods import MoodInfo, MoodTable
 from setlist.serve.online import OnlineHistory
+from setlist.serve.ranking import Ranker, RankingConfig
+from setlist.serve.retrieval import Retriever
+
+if TYPE_CHECKING:
+    from setlist.serve.answer import Answerer
 
 log = logging.getLogger(__name__)
 
 PERSONALIZED = "personalized"
 PERSONALIZED_ONLINE = "personalized_online"  # history since training folded in
+ONBOARDING = "onboarding"  # seed artists folded in
+MOOD = "mood"  # a mood's best artists, for a listener without history
 POPULAR_FALLBACK = "popular_fallback"
+SOURCES = ("personalized", "popular")  # the degradation chain's known sources
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class ModelInfo:
     metrics: dict[str, float]
     data_fingerprint: str | None
     trained_at: datetime | None
+    index: dict[str, Any] | None = None
 
     @classmethod
     def from_version(cls, mv: ModelVersion, bundle: ModelBundle) -> ModelInfo:
@@ -53,6 +65,7 @@ class ModelInfo:
             metrics=dict(mv.metrics),
             data_fingerprint=mv.data_fingerprint or _fingerprint(bundle.meta),
             trained_at=trained,
+            index=None if bundle.index is None else bundle.index.describe(),
         )
 
     @classmethod
@@ -71,6 +84,7 @@ class ModelInfo:
             },
             data_fingerprint=_fingerprint(meta),
             trained_at=_datetime(meta.get("trained_at")),
+            index=None if bundle.index is None else bundle.index.describe(),
         )
 
 
@@ -79,15 +93,19 @@ class ScoredItem:
     item_id: str
     name: str
     score: float
+    because: tuple[Reason, ...] = ()
+    new_item: bool = False
 
 
 @dataclass(frozen=True)
 class Recommendations:
-    user_id: str
+    user_id: str | None
     model_version: str
     strategy: str
     items: list[ScoredItem]
     fallback_reason: str | None = None
+    mood: str | None = None
+    unknown_seeds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,15 @@ class SimilarItems:
     item_id: str
     model_version: str
     items: list[ScoredItem]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One recommendation request, validated: ``exclude`` ids, an offered ``mood`` or None."""
+
+    k: int
+    exclude: tuple[str, ...] = ()
+    mood: str | None = None
 
 
 @dataclass
@@ -105,12 +132,25 @@ class ModelState:
     info: ModelInfo | None = None
     problem: str = "no model loaded"
     online: OnlineHistory | None = None
+    ranking: RankingConfig = field(default_factory=RankingConfig)
+    mood_weight: float = 0.5
+    chain: tuple[str, ...] = SOURCES
     _popular: npt.NDArray[np.int64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        pop = self.bundle.popularity if self.bundle is not None else np.zeros(0, np.float32)
+        from setlist.serve.answer import Answerer
+
+        bundle = self.bundle
+        pop = bundle.popularity if bundle is not None else np.zeros(0, np.float32)
         # Stable sort of the negated counts: most heard first, ties by lower row.
         self._popular = np.argsort(-pop, kind="stable").astype(np.int64)
+        self.answerer: Answerer | None = None
+        if bundle is not None:
+            n = len(bundle.items)
+            ranker = Ranker(self.ranking, bundle.items.ids, pop, bundle.item_tags, bundle.tag_names)
+            moods = MoodTable(bundle.item_tags, bundle.tag_names, n)
+            retriever = Retriever(bundle.model, bundle.index)
+            self.answerer = Answerer(bundle, retriever, ranker, moods, self.mood_weight)
 
     @property
     def ready(self) -> bool:
@@ -121,57 +161,82 @@ class ModelState:
             raise UnavailableError(f"no model is loaded: {self.problem}")
         return self.bundle, self.info
 
-    def recommend(self, user_id: str, k: int) -> Recommendations:
-        """Top-k unheard items for a known user; the most popular items for an unknown one."""
-        bundle, info = self.require()
-        row = bundle.users.get(user_id)
-        extra = self.online.extra(user_id) if self.online is not None else {}
-        if extra:
-            return self._recommend_online(user_id, row, extra, k)
-        if row is None:
-            return self._popular_for(user_id, k, info, "unknown_user")
-        rows = np.array([row], dtype=np.int64)
-        try:
-            ids, scores = bundle.model.recommend(rows, bundle.seen[rows], k=k, exclude_seen=True)
-        except ModelError:
-            log.exception(
-                "model %s failed for user %r; answering by popularity", info.version, user_id
-            )
-            return self._popular_for(user_id, k, info, "model_error")
-        items = self._named(ids[0], scores[0])
-        return Recommendations(user_id, info.version, PERSONALIZED, items)
+    def _answerer(self) -> Answerer:
+        self.require()
+        if self.answerer is None:  # pragma: no cover - built with the bundle
+            raise UnavailableError("the model state was built without its answerer")
+        return self.answerer
 
-    def _recommend_online(
-        self, user_id: str, row: int | None, extra: dict[str, float], k: int
+    def moods(self) -> list[MoodInfo]:
+        """The moods this model's catalogue supports."""
+        return list(self._answerer().moods.offered.values())
+
+    def check_mood(self, mood: str | None) -> None:
+        """A 422 naming ``mood`` for a mood this model does not offer."""
+        if mood is not None:
+            self._answerer().moods.get(mood)
+
+    def recommend(
+        self, user_id: str, k: int, exclude: Sequence[str] = (), mood: str | None = None
     ) -> Recommendations:
-        """Fold the trained history plus what arrived since into one vector, and rank.
+        """Top-k for a user, down the degradation chain: personalised, then popular, else 503."""
+        _, info = self.require()
+        query = Query(k, tuple(exclude), mood)
+        self.check_mood(mood)
+        answerer = self._answerer()
+        extra = self.online.extra(user_id) if self.online is not None else {}
 
-        Items whose total weight is not positive (disliked) are excluded, not used as taste.
-        """
-        bundle, info = self.require()
-        history: dict[int, float] = {}
-        if row is not None:
-            seen = bundle.seen[row]
-            history = dict(zip(seen.indices.tolist(), seen.data.tolist(), strict=True))
-        for item_id, added in extra.items():
-            col = bundle.items.get(item_id)
-            if col is not None:
-                history[col] = history.get(col, 0.0) + added
-        liked = {c: w for c, w in history.items() if w > 0}
-        banned = {c for c, w in history.items() if w <= 0}
-        if not liked:
-            return self._popular_for(user_id, k, info, "no_positive_history")
-        cols = np.fromiter(liked, dtype=np.int64)
-        raw = sp.csr_matrix(
-            (np.fromiter(liked.values(), dtype=np.float32), (np.zeros(len(cols)), cols)),
-            shape=(1, len(bundle.items)),
-        )
-        ids, scores = bundle.model.recommend_histories(
-            weight(raw, _weighting(bundle.meta)), k=k + len(banned)
-        )
-        keep = ~np.isin(ids[0], np.fromiter(banned, dtype=np.int64))
-        items = self._named(ids[0][keep][:k], scores[0][keep][:k])
-        return Recommendations(user_id, info.version, PERSONALIZED_ONLINE, items)
+        def personal() -> Recommendations | str:
+            return answerer.for_user(user_id, extra, query, info.version)
+
+        return self._chain(user_id, query, personal)
+
+    def onboard(
+        self, seeds: Sequence[str], k: int, exclude: Sequence[str] = (), mood: str | None = None
+    ) -> Recommendations:
+        """Top-k for a new listener from a few seed artists (ids or names), by fold-in."""
+        _, info = self.require()
+        query = Query(k, tuple(exclude), mood)
+        self.check_mood(mood)
+        answerer = self._answerer()
+        rows, unknown = answerer.resolve_seeds(seeds)
+        if not rows:
+            raise ValidationError(
+                f"none of the seeds is a known artist id or name: {list(seeds)[:5]}",
+                field="seeds",
+            )
+
+        def personal() -> Recommendations | str:
+            return answerer.for_seeds(rows, unknown, query, info.version)
+
+        return self._chain(None, query, personal)
+
+    def _chain(
+        self,
+        user_id: str | None,
+        query: Query,
+        personal: Callable[[], Recommendations | str],
+    ) -> Recommendations:
+        """Try each source of the configured chain in order; 503 when none can answer."""
+        _, info = self.require()
+        reasons: list[str] = []
+        for source in self.chain:
+            if source == "personalized":
+                try:
+                    found = personal()
+                except (ValidationError, UnavailableError):
+                    raise
+                except Exception:  # a model failure degrades the answer, never a 500
+                    log.exception("model %s failed for %r", info.version, user_id)
+                    found = "model_error"
+                if isinstance(found, Recommendations):
+                    return found
+                reasons.append(found)
+            elif source == "popular":
+                reason = reasons[-1] if reasons else "popular_first"
+                return self._answerer().popular(user_id, query, info.version, reason)
+        why = ", ".join(reasons) or "no source configured"
+        raise UnavailableError(f"no recommendation source could answer ({why})")
 
     def similar(self, item_id: str, k: int) -> SimilarItems:
         """The k items most similar to a known item (never the item itself)."""
@@ -181,22 +246,8 @@ class ModelState:
             raise NotFoundError(f"unknown item {item_id!r}", field="item_id")
         ids, scores = bundle.model.similar_items(np.array([row], dtype=np.int64), k=k)
         keep = ids[0] != row
-        return SimilarItems(item_id, info.version, self._named(ids[0][keep], scores[0][keep]))
-
-    def _popular_for(self, user_id: str, k: int, info: ModelInfo, reason: str) -> Recommendations:
-        bundle, _ = self.require()
-        rows = self._popular[:k]
-        items = self._named(rows, bundle.popularity[rows])
-        return Recommendations(user_id, info.version, POPULAR_FALLBACK, items, reason)
-
-    def _named(self, rows: npt.NDArray[Any], scores: npt.NDArray[Any]) -> list[ScoredItem]:
-        bundle, _ = self.require()
-        out = []
-        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
-            if row < 0 or not math.isfinite(score):
-                continue  # padding: fewer than k items were left
-            out.append(ScoredItem(str(bundle.items.ids[row]), str(bundle.item_names[row]), score))
-        return out
+        items = self._answerer().named(ids[0][keep], scores[0][keep])
+        return SimilarItems(item_id, info.version, items)
 
 
 def load_state(settings: Settings, bundle_dir: Path | None = None) -> ModelState:
@@ -208,9 +259,9 @@ def load_state(settings: Settings, bundle_dir: Path | None = None) -> ModelState
     try:
         if bundle_dir is not None:
             bundle = ModelBundle.load(bundle_dir)
-            state = ModelState(bundle, ModelInfo.from_bundle(bundle))
+            state = state_for(settings, bundle, ModelInfo.from_bundle(bundle))
         else:
-            state = _load_champion(settings)
+            state = load_version(settings, "champion")
     except Exception as exc:  # start-up must survive any loading failure
         log.exception("no model loaded")
         return ModelState(problem=f"loading failed: {exc}")
@@ -219,25 +270,34 @@ def load_state(settings: Settings, bundle_dir: Path | None = None) -> ModelState
     return state
 
 
-def _load_champion(settings: Settings) -> ModelState:
-    registry = Registry(RegistryConfig.from_settings(settings))
+def load_version(settings: Settings, ref: str, registry: Registry | None = None) -> ModelState:
+    """Download, check and load a registered version by alias or number (raises on failure)."""
+    registry = registry or Registry(RegistryConfig.from_settings(settings))
+    try:
+        version = registry.get(ref)
+    except NotFoundError:
+        where = f"{settings.model_name!r} at {settings.tracking_uri}"
+        if ref == "champion":
+            return ModelState(problem=f"the registry has no champion for {where}")
+        return ModelState(problem=f"the registry has no version or alias {ref!r} for {where}")
     # The bundle is read fully into memory, so the downloaded files can go at once.
     with tempfile.TemporaryDirectory(prefix="setlist-serve-") as tmp:
-        loaded = registry.load_champion(Path(tmp))
-    if loaded is None:
-        where = f"{settings.model_name!r} at {settings.tracking_uri}"
-        return ModelState(problem=f"the registry has no champion for {where}")
-    version, bundle = loaded
-    return ModelState(bundle, ModelInfo.from_version(version, bundle))
+        folder = registry.download(version.version, Path(tmp))
+        bundle = ModelBundle.load(folder)
+    return state_for(settings, bundle, ModelInfo.from_version(version, bundle))
 
 
-def _weighting(meta: dict[str, Any]) -> WeightConfig:
-    """The weighting the bundle's model was trained with (recorded in its metadata)."""
-    recorded = meta.get("weighting")
-    if not isinstance(recorded, dict):
-        return WeightConfig()
-    fields = WeightConfig.__dataclass_fields__
-    return WeightConfig(**{k: v for k, v in recorded.items() if k in fields})
+def state_for(settings: Settings, bundle: ModelBundle, info: ModelInfo) -> ModelState:
+    """A state over a loaded bundle with the service's settings applied."""
+    from setlist.serve.settings import fallback_chain, ranking_config
+
+    return ModelState(
+        bundle,
+        info,
+        ranking=ranking_config(settings),
+        mood_weight=settings.mood_weight,
+        chain=fallback_chain(settings),
+    )
 
 
 def _fingerprint(meta: dict[str, Any]) -> str | None:

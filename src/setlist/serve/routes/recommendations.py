@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from setlist.serve.deps import KDep, MetricsDep, StateDep, UserIdPath
-from setlist.serve.schemas import ErrorPublic, ItemScorePublic, RecommendationsPublic
+from setlist.serve.deps import (
+    DEFAULT_K,
+    ExcludeQuery,
+    KQuery,
+    MoodQuery,
+    UserIdPath,
+    check_exclude,
+    check_k,
+)
+from setlist.serve.explore import get_explore
+from setlist.serve.present import recommendations_json
+from setlist.serve.schemas import ErrorPublic, RecommendationsPublic
 
 router = APIRouter(prefix="/v1/users", tags=["recommendations"])
 
@@ -17,17 +27,29 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/{user_id:path}/recommendations", responses=_ERRORS)
-def recommend(
-    user_id: UserIdPath, k: KDep, state: StateDep, metrics: MetricsDep
-) -> RecommendationsPublic:
-    """Top-k unheard items for a user; the most popular items for an unknown user."""
-    recs = state.recommend(user_id, k)
+@router.get(
+    "/{user_id:path}/recommendations", responses=_ERRORS, response_model=RecommendationsPublic
+)
+async def recommend(
+    request: Request,
+    user_id: UserIdPath,
+    k: KQuery = DEFAULT_K,
+    exclude: ExcludeQuery = None,
+    mood: MoodQuery = None,
+) -> Response:
+    """Top-k unheard items for a user, each with its reasons; popular items for an unknown user."""
+    # The hot path: inline, not in the threadpool (an ANN answer takes well under a millisecond),
+    # and app objects read directly rather than through dependencies (each costs per request).
+    state = request.app.state
+    settings, metrics = state.settings, state.metrics
+    k = check_k(k, settings)
+    excluded = check_exclude(list(exclude or []), settings)
+    explore = get_explore(request)
+    arm = state.arms.assign(user_id)
+    request.state.arm = arm.name
+    recs = arm.state.recommend(user_id, explore.pool_size(k), excluded, mood)
     if recs.fallback_reason is not None:
-        metrics.fallbacks.labels(recs.fallback_reason).inc()
-    return RecommendationsPublic(
-        user_id=recs.user_id,
-        model_version=recs.model_version,
-        strategy=recs.strategy,
-        items=[ItemScorePublic(item_id=i.item_id, name=i.name, score=i.score) for i in recs.items],
-    )
+        metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+    slate = explore.choose(recs.items, [i.score for i in recs.items], k)
+    body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
+    return Response(body, media_type="application/json")

@@ -1,0 +1,113 @@
+"""Choosing, building and checking the index that ships with a model.
+
+The kind follows the catalogue size (exact below ``exact_max_items``, else the configured ANN).
+An ANN index's search effort is raised until recall@10 against exact search, on one sample of
+queries, reaches the target; recall is then measured again on a second, disjoint sample and that
+figure is the one recorded. Below ``min_recall`` the build fails: a model never ships with an
+index that silently drops the best items.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from setlist.config import IndexConfig
+from setlist.errors import ConfigError, ModelError
+from setlist.index.base import VectorIndex, index_class
+from setlist.index.exact import ExactIndex
+from setlist.models.base import FloatArray, IntArray
+
+log = logging.getLogger(__name__)
+
+RECALL_K = 10
+_MAX_EFFORT = 4096
+
+
+def choose_kind(n_items: int, config: IndexConfig) -> str:
+    """``exact`` for small catalogues (BLAS over all items is fast there), else the ANN kind."""
+    if config.kind != "auto":
+        return config.kind
+    return "exact" if n_items <= config.exact_max_items else config.ann
+
+
+def build_index(items: FloatArray, queries: FloatArray | None, config: IndexConfig) -> VectorIndex:
+    """Build the configured index over ``items`` and check its recall on ``queries``.
+
+    ``queries`` should look like real requests (user vectors); without them, item vectors are
+    used. Raises :class:`ModelError` when recall@10 stays below ``config.min_recall``.
+    """
+    items = np.ascontiguousarray(items, dtype=np.float32)
+    if items.ndim != 2 or items.shape[0] == 0:
+        raise ConfigError(f"cannot index vectors of shape {items.shape}")
+    kind = choose_kind(items.shape[0], config)
+    if kind == "exact":
+        return ExactIndex(items)
+    params: dict[str, Any] = {"seed": config.seed}
+    index = index_class(kind).build(items, **params)
+    tune, check = _query_samples(items, queries, config)
+    exact = ExactIndex(items)
+    tune_truth, check_truth = exact.search(tune, RECALL_K)[0], exact.search(check, RECALL_K)[0]
+    target = min(1.0, config.min_recall + config.recall_margin)
+    recall = recall_at_k(index.search(tune, RECALL_K)[0], tune_truth)
+    while recall < target and (index.effort() or _MAX_EFFORT) < _MAX_EFFORT:
+        index.set_effort(2 * (index.effort() or 1))
+        recall = recall_at_k(index.search(tune, RECALL_K)[0], tune_truth)
+    measured = recall_at_k(index.search(check, RECALL_K)[0], check_truth)
+    index.recall_at_10 = measured
+    log.info(
+        "%s index over %d items: recall@10 %.4f at effort %s",
+        kind,
+        index.n,
+        measured,
+        index.effort(),
+    )
+    if measured < config.min_recall:
+        raise ModelError(
+            f"{kind} index recall@10 {measured:.4f} is below the required {config.min_recall} "
+            f"(effort {index.effort()}, {index.n} items); refusing to build it",
+            field="index_min_recall",
+        )
+    return index
+
+
+def factor_vectors(model: object) -> tuple[FloatArray, FloatArray] | None:
+    """(user vectors, item vectors) of a model whose score is their dot product, else None.
+
+    Factor models (ALS, BPR) keep them as ``user_factors_`` / ``item_factors_``; a model
+    without both (popularity, neighbourhood models, EASE) is served by its own scoring.
+    """
+    users = getattr(model, "user_factors_", None)
+    items = getattr(model, "item_factors_", None)
+    if not isinstance(users, np.ndarray) or not isinstance(items, np.ndarray):
+        return None
+    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+        return None
+    return users, items
+
+
+def recall_at_k(found: IntArray, truth: IntArray) -> float:
+    """Mean share of each query's true top-k that ``found`` holds (padding -1 never counts)."""
+    if truth.shape[0] == 0:
+        return 1.0
+    hits = 0
+    total = 0
+    for got, want in zip(found, truth, strict=True):
+        want = want[want >= 0]
+        total += len(want)
+        hits += len(np.intersect1d(got[got >= 0], want, assume_unique=True))
+    return hits / total if total else 1.0
+
+
+def _query_samples(
+    items: FloatArray, queries: FloatArray | None, config: IndexConfig
+) -> tuple[FloatArray, FloatArray]:
+    pool = items if queries is None or len(queries) == 0 else np.asarray(queries, np.float32)
+    rng = np.random.default_rng(config.seed)
+    n = min(len(pool), 2 * config.recall_queries)
+    rows = rng.choice(len(pool), size=n, replace=False)
+    half = max(1, n // 2)
+    sample = np.ascontiguousarray(pool[rows])
+    return sample[:half], sample[half:] if n > half else sample[:half]
