@@ -9,6 +9,8 @@ only ``setlist.serve`` turns them into HTTP responses, through :data:`HTTP_STATU
     │   ├── ChecksumError        "checksum"      a file whose SHA-256 is not the known one
     │   ├── DownloadError        "download"      a source that could not be fetched
     │   └── ValidationError      "validation"    rows/columns that break the schema
+    │       ├── MalformedError   "malformed"     a request body that is not JSON at all
+    │       └── TooLargeError    "too_large"     a request body or batch over its limit
     ├── ModelError               "model"         fitting, saving, loading a model
     │   └── ArtifactError        "artifact"      a model file that is broken or tampered with
     ├── RegistryError            "registry"      the model registry (MLflow)
@@ -55,6 +57,14 @@ class ValidationError(DataError):
     code = "validation"
 
 
+class MalformedError(ValidationError):
+    code = "malformed"
+
+
+class TooLargeError(ValidationError):
+    code = "too_large"
+
+
 class ModelError(SetlistError):
     code = "model"
 
@@ -78,6 +88,8 @@ class UnavailableError(SetlistError):
 HTTP_STATUS: dict[type[SetlistError], int] = {
     ConfigError: 422,
     ValidationError: 422,
+    MalformedError: 400,
+    TooLargeError: 413,
     NotFoundError: 404,
     UnavailableError: 503,
 }

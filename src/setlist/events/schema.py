@@ -1,0 +1,166 @@
+"""The feedback event: what a client may send, what the server adds, and how bodies are parsed.
+
+A client sends :class:`Event` objects (one, or a batch of up to :data:`MAX_BATCH`). The server
+adds ``seq`` (its order of arrival) and ``received_at``; a client that sends either, or any other
+unknown field, is refused. Every refusal is a :class:`setlist.errors.ValidationError` naming the
+field, as ``ts`` for a single event or ``events.3.ts`` for the fourth event of a batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from setlist.errors import MalformedError, TooLargeError, ValidationError
+
+EventType = Literal["listen", "skip", "like", "dislike", "playlist_add", "impression"]
+EVENT_TYPES: tuple[str, ...] = ("listen", "skip", "like", "dislike", "playlist_add", "impression")
+SERVER_FIELDS = frozenset({"seq", "received_at"})
+MAX_BATCH = 1000
+MAX_BODY_BYTES = 1 << 20
+MAX_EVENT_ID = 128
+MAX_ID = 256
+MAX_LABEL = 128
+DEFAULT_MAX_FUTURE_S = 300.0
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL)]
+
+
+class Event(BaseModel):
+    """One thing a listener did (or was shown), as a client reports it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    event_id: EventId = Field(description="Client-chosen id; a resent id is stored once.")
+    user_id: ExternalId
+    item_id: ExternalId
+    type: EventType
+    ts: datetime = Field(description="When it happened (ISO 8601 or epoch seconds; UTC if naive).")
+    play_ms: int | None = Field(default=None, ge=0, le=86_400_000)
+    position: int | None = Field(default=None, ge=0, le=10_000)
+    arm: Label | None = Field(default=None, description="A/B arm or policy that served the item.")
+    model_version: Label | None = None
+    propensity: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="Probability the item was shown (impressions)."
+    )
+
+    @field_validator("ts")
+    @classmethod
+    def _in_range(cls, value: datetime, info: ValidationInfo) -> datetime:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        context = info.context if isinstance(info.context, dict) else {}
+        ahead = float(context.get("max_future_s", DEFAULT_MAX_FUTURE_S))
+        now = context.get("now") or datetime.now(UTC)
+        if math.isfinite(ahead) and value > now + timedelta(seconds=ahead):
+            raise ValueError(f"is more than {ahead:g} s ahead of the server clock ({now:%FT%TZ})")
+        if value < EARLIEST:
+            raise ValueError(f"is before {EARLIEST:%Y-%m-%d}")
+        return value
+
+
+class StoredEvent(Event):
+    """An event as the store holds it: with the server's sequence number and arrival time."""
+
+    seq: int
+    received_at: datetime
+
+
+_BATCH = TypeAdapter(list[Event])
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The events of one request body and whether it was a batch (for error field names)."""
+
+    events: list[Event]
+    batch: bool
+
+
+def parse_body(
+    body: bytes, *, max_future_s: float = DEFAULT_MAX_FUTURE_S, now: datetime | None = None
+) -> Parsed:
+    """Parse a request body: one event object, ``{"events": [...]}`` or a JSON array of events."""
+    if len(body) > MAX_BODY_BYTES:
+        raise TooLargeError(
+            f"body: {len(body):,} bytes is over the limit of {MAX_BODY_BYTES:,}",
+            field="body",
+            limit=MAX_BODY_BYTES,
+        )
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise MalformedError(f"body: not valid JSON at {where}: {exc.msg}", field="body") from None
+    except UnicodeDecodeError as exc:
+        raise MalformedError(f"body: not UTF-8 JSON: {exc.reason}", field="body") from None
+    return parse_data(data, max_future_s=max_future_s, now=now)
+
+
+def parse_data(
+    data: Any, *, max_future_s: float = DEFAULT_MAX_FUTURE_S, now: datetime | None = None
+) -> Parsed:
+    """Validate decoded JSON (see :func:`parse_body`)."""
+    context = {"max_future_s": max_future_s, "now": now or datetime.now(UTC)}
+    if isinstance(data, dict) and "events" in data:
+        prefix, items = "events", data["events"]
+        if set(data) != {"events"}:
+            extra = sorted(set(data) - {"events"})[0]
+            raise ValidationError(f"{extra}: unknown field of a batch body", field=extra)
+    elif isinstance(data, list):
+        prefix, items = "events", data
+    elif isinstance(data, dict):
+        return Parsed([_validate_one(data, context)], batch=False)
+    else:
+        raise ValidationError(
+            'body: expected an event object, {"events": [...]} or an array', field="body"
+        )
+    if not isinstance(items, list):
+        raise ValidationError("events: expected an array of events", field=prefix)
+    if not items:
+        raise ValidationError("events: a batch needs at least one event", field=prefix)
+    if len(items) > MAX_BATCH:
+        raise TooLargeError(
+            f"events: {len(items):,} events is over the limit of {MAX_BATCH:,} per request",
+            field=prefix,
+            limit=MAX_BATCH,
+        )
+    try:
+        return Parsed(_BATCH.validate_python(items, context=context), batch=True)
+    except PydanticValidationError as exc:
+        raise _refusal(exc, prefix) from None
+
+
+def _validate_one(data: dict[str, Any], context: dict[str, Any]) -> Event:
+    try:
+        return Event.model_validate(data, context=context)
+    except PydanticValidationError as exc:
+        raise _refusal(exc, "") from None
+
+
+def _refusal(exc: PydanticValidationError, prefix: str) -> ValidationError:
+    """The first problem as our error, its field a dotted path (``events.3.ts``)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    field = ".".join([prefix, *loc] if prefix else loc) or "body"
+    name = loc[-1] if loc else ""
+    if first.get("type") == "extra_forbidden" and name in SERVER_FIELDS:
+        message = f"{field}: set by the server; clients may not send it"
+    else:
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+    details: dict[str, Any] = {"field": field}
+    value = first.get("input")
+    if isinstance(value, str | int | float | bool) and not isinstance(value, dict):
+        details["value"] = value if not isinstance(value, str) else value[:100]
+    if len(errors) > 1:
+        details["problems"] = len(errors)
+    return ValidationError(message, **details)
