@@ -1,0 +1,55 @@
+"""The Streamlit app's entry: settings, the shared API client and the two pages.
+
+This is the edge of the UI process (Streamlit runs it as a script through
+:mod:`setlist.ui.streamlit_app`), so it is where the UI reads its one setting, the API URL
+(``SETLIST_UI_API_URL``). The client is kept per browser session: Streamlit reruns the script on
+every click, and button callbacks run before the rerun with the previous run's objects.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from setlist.config import get_settings
+from setlist.ui import dashboard, listener
+from setlist.ui.api import Api, ApiError
+
+
+def session_api(url: str) -> Api:
+    """This session's client for ``url`` (a new one when the URL changed)."""
+    api = st.session_state.get("api")
+    if not isinstance(api, Api) or api.base_url != url.rstrip("/"):
+        api = Api(url)
+        st.session_state["api"] = api
+    return api
+
+
+def main() -> None:
+    st.set_page_config(page_title="setlist", page_icon=":musical_note:", layout="wide")
+    api = session_api(get_settings().ui_api_url)
+    _sidebar(api)
+    pages = [
+        st.Page(listen_page, title="Listen", url_path="listen", default=True),
+        st.Page(dashboard_page, title="Dashboard", url_path="dashboard"),
+    ]
+    st.navigation(pages).run()
+
+
+def listen_page() -> None:
+    listener.render(st.session_state["api"])
+
+
+def dashboard_page() -> None:
+    dashboard.render(st.session_state["api"])
+
+
+def _sidebar(api: Api) -> None:
+    """Which API the app talks to and whether it is ready, on every page."""
+    with st.sidebar:
+        st.caption(f"API: {api.base_url}")
+        try:
+            ready = api.ready()
+        except ApiError as exc:
+            st.error(exc.message)
+        else:
+            st.caption(f"Ready · model {ready.get('model_version', '?')}")

@@ -1,0 +1,238 @@
+"""The data dashboard: the dataset, the model, the live service and what listeners did.
+
+Four sections, each fed by one or two API routes and each failing on its own (a missing route
+or an empty event store shows a sentence in its place, the rest of the page still renders).
+Charts are Altair: bars for counts and distributions, lines for figures over time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from setlist.ui.api import Api, ApiError
+from setlist.ui.common import show_error
+from setlist.ui.promtext import parse, rate
+
+CHART_HEIGHT = 260
+BAR_STEP = 20  # pixels per bar of a ranking: every name stays readable
+
+
+def render(api: Api) -> None:
+    st.title("setlist: data dashboard")
+    st.button("Refresh", key="dashboard-refresh")
+    _dataset(api)
+    _model(api)
+    _service(api)
+    _listening(api)
+
+
+def _dataset(api: Api) -> None:
+    st.header("Dataset")
+    try:
+        stats = api.get("/v1/stats")
+    except ApiError as exc:
+        show_error(exc)
+        return
+    cols = st.columns(5)
+    cols[0].metric("Listeners", f"{stats['listeners']:,}")
+    cols[1].metric("Artists", f"{stats['artists']:,}")
+    cols[2].metric("Interactions", f"{stats['interactions']:,}")
+    cols[3].metric("Plays", f"{stats['plays']:,.0f}")
+    cols[4].metric("Density", f"{stats['density']:.3%}")
+    left, middle, right = st.columns(3)
+    with left:
+        _histogram(stats["plays_per_interaction"], "Plays per listener-artist pair")
+    with middle:
+        _histogram(stats["artists_per_listener"], "Artists per listener")
+    with right:
+        _histogram(stats["listeners_per_artist"], "Listeners per artist")
+    left, right = st.columns(2)
+    with left:
+        top = [{"name": a["name"], "count": a["listeners"]} for a in stats["top_artists"]]
+        _bars(top, "Top artists (listeners)", "listeners")
+    with right:
+        _bars(stats["top_tags"], "Top tags (applications)", "applications")
+
+
+def _model(api: Api) -> None:
+    st.header("Model")
+    try:
+        model = api.get("/v1/model")
+    except ApiError as exc:
+        show_error(exc)
+        return
+    cols = st.columns(3)
+    cols[0].metric("Serving version", str(model["version"]))
+    cols[1].metric("Model type", str(model["model_type"]))
+    cols[2].metric("Trained", str(model.get("trained_at") or "unknown")[:16])
+    metrics = {k: v for k, v in (model.get("metrics") or {}).items() if v is not None}
+    if metrics:
+        table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
+        st.dataframe(table, hide_index=True, width=420)
+    try:
+        found = api.get("/v1/models")
+    except ApiError as exc:
+        show_error(exc)
+        return
+    if found.get("problem"):
+        st.caption(f"Version history unavailable: {found['problem']}")
+    versions = list(found.get("versions", []))
+    keys = _key_metrics(versions)
+    rows = [
+        {
+            "version": str(v["version"]),
+            "aliases": ", ".join(v.get("aliases", [])),
+            "model type": v["model_type"],
+            "created": str(v.get("created_at") or "")[:16],
+            **{k: (v.get("metrics") or {}).get(k) for k in keys},
+        }
+        for v in versions
+    ]
+    st.subheader("Versions")
+    left, right = st.columns([3, 2])
+    left.dataframe(pd.DataFrame(rows), hide_index=True)
+    if keys and rows:
+        with right:
+            history = [
+                {"name": f"v{r['version']} {r['model type']}", "count": r[keys[0]]} for r in rows
+            ]
+            _bars([h for h in history if h["count"] is not None], f"{keys[0]} by version", keys[0])
+
+
+def _key_metrics(versions: list[dict[str, Any]]) -> list[str]:
+    """Up to four metrics at the first cut-off shared by the versions (ndcg first)."""
+    names = {k for v in versions for k in (v.get("metrics") or {})}
+    order = ("ndcg", "map", "recall", "precision", "hit_rate", "coverage")
+    ranked = sorted(
+        (n for n in names if "@" in n and n.split("@")[0] in order),
+        key=lambda n: (int(n.split("@")[1]) if n.split("@")[1].isdigit() else 999,
+                       order.index(n.split("@")[0])),
+    )  # fmt: skip
+    return ranked[:4]
+
+
+def _service(api: Api) -> None:
+    st.header("Live service")
+    try:
+        text = api.text("/metrics")
+    except ApiError as exc:
+        show_error(exc)
+        return
+    now = parse(text, time.monotonic())
+    before = st.session_state.get("scrape")
+    st.session_state["scrape"] = now
+    per_s = rate(now, before)
+    p50, p99 = now.quantile(0.5), now.quantile(0.99)
+    fallback = now.fallback_rate
+    cols = st.columns(4)
+    cols[0].metric("Requests (total)", f"{now.total:,.0f}")
+    cols[1].metric(
+        "Request rate",
+        "n/a" if per_s is None else f"{per_s:,.1f}/s",
+        help="Requests per second between this and the previous scrape: press Refresh.",
+    )
+    cols[2].metric(
+        "Latency p50 / p99",
+        "n/a" if p50 is None or p99 is None else f"{p50 * 1000:.1f} / {p99 * 1000:.1f} ms",
+    )
+    cols[3].metric(
+        "Fallback rate",
+        "n/a" if fallback is None else f"{fallback:.1%}",
+        help="Share of recommendation requests not answered by the personal model, by reason: "
+        + (", ".join(f"{k} {v:,.0f}" for k, v in now.fallbacks.items()) or "none"),
+    )
+    left, right = st.columns(2)
+    with left:
+        routes = [{"name": k, "count": v} for k, v in now.by(0).items()]
+        _bars(routes, "Requests by route", "requests")
+    with right:
+        arms = [{"name": k, "count": v} for k, v in now.by(2).items() if k != "none"]
+        _bars(arms, "Requests by A/B arm", "requests")
+    if now.counters:
+        st.caption(
+            " · ".join(f"{k.removeprefix('setlist_')}: {v:,.0f}" for k, v in now.counters.items())
+        )
+
+
+def _listening(api: Api) -> None:
+    st.header("Listeners")
+    try:
+        found = api.get("/v1/stats/events")
+    except ApiError as exc:
+        show_error(exc)
+        return
+    if not found.get("events"):
+        st.info("No events yet: like, skip or listen in the app (or run `setlist simulate`).")
+        return
+    st.caption(f"From the newest {found['events']:,} events.")
+    left, right = st.columns(2)
+    with left:
+        _over_time(found["listening"], "Organic vs recommended listening", "source", bars=True)
+    with right:
+        _bars(found["new_listener_recommendations"], "Most recommended to new listeners", "shown")
+    left, right = st.columns(2)
+    with left:
+        _over_time(found["moods"], "Mood popularity over time", "mood", bars=False)
+    with right:
+        _bars(found["by_type"], "Events by type", "events")
+
+
+def _histogram(bins: list[dict[str, Any]], title: str) -> None:
+    if not bins:
+        st.caption(f"{title}: no data")
+        return
+    frame = pd.DataFrame(bins)
+    frame["range"] = [
+        f"{b['low']:,.0f}" if b["high"] <= b["low"] else f"{b['low']:,.0f}-{b['high']:,.0f}"
+        for b in bins
+    ]
+    chart = (
+        alt.Chart(frame, title=title, height=CHART_HEIGHT)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "range:N", sort=None, title="range (log-spaced)", axis=alt.Axis(labelAngle=-45)
+            ),
+            y=alt.Y("count:Q", title="count"),
+            tooltip=["range", "count"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _bars(rows: list[dict[str, Any]], title: str, measure: str) -> None:
+    if not rows:
+        st.caption(f"{title}: no data yet")
+        return
+    frame = pd.DataFrame(rows)[["name", "count"]]
+    chart = (
+        alt.Chart(frame, title=title, height=alt.Step(BAR_STEP))
+        .mark_bar()
+        .encode(
+            y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=220)),
+            x=alt.X("count:Q", title=measure),
+            tooltip=["name", "count"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def _over_time(rows: list[dict[str, Any]], title: str, legend: str, bars: bool) -> None:
+    if not rows:
+        st.caption(f"{title}: no data yet")
+        return
+    frame = pd.DataFrame(rows)
+    base = alt.Chart(frame, title=title, height=CHART_HEIGHT)
+    mark = base.mark_bar() if bars else base.mark_line(point=True)
+    chart = mark.encode(
+        x=alt.X("day:O", title="day", axis=alt.Axis(labelAngle=-30)),
+        y=alt.Y("count:Q", title="events", stack=True if bars else None),
+        color=alt.Color("name:N", title=legend),
+        tooltip=["day", "name", "count"],
+    )
+    st.altair_chart(chart, width="stretch")

@@ -1,0 +1,107 @@
+"""The read-only routes the app needs (search, artists, history, stats, versions, event figures)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from setlist.serve import create_app
+from tests.serve.conftest import make_settings
+from tests.serve.tagged import save_tagged_bundle
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root: Path = tmp_path_factory.mktemp("catalogue")
+    app = create_app(make_settings(root / "home"), save_tagged_bundle(root / "bundle"))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_search_prefix_first_then_most_heard(client: TestClient) -> None:
+    found = client.get("/v1/catalogue/search", params={"q": "A"}).json()["items"]
+    names = [a["name"] for a in found]
+    assert names[:2] == ["Alpha", "AC/DC"]  # prefix matches, most heard first
+    assert set(names[2:]) == {"Beta", "Gamma"}  # then the rest containing "a"
+    assert found[0]["url"] == "https://example.org/a" and found[0]["listeners"] == 4
+    assert (
+        client.get("/v1/catalogue/search", params={"q": "björ"}).json()["items"][0]["item_id"]
+        == "Björk"
+    )
+    assert client.get("/v1/catalogue/search", params={"q": "zzz"}).json()["items"] == []
+    assert client.get("/v1/catalogue/search", params={"q": "a", "limit": 1}).json()["items"]
+    top = client.get("/v1/catalogue/search", params={"limit": 3}).json()["items"]
+    assert [a["name"] for a in top] == ["Alpha", "Beta", "Ex"]  # no q: the most heard
+    assert client.get("/v1/catalogue/search", params={"limit": 1001}).status_code == 422
+
+
+def test_artists_by_id_skip_unknown(client: TestClient) -> None:
+    found = client.get("/v1/catalogue/artists", params={"item_id": ["AC/DC", "nope", "x"]})
+    assert [a["item_id"] for a in found.json()["items"]] == ["AC/DC", "x"]
+    too_many = client.get("/v1/catalogue/artists", params={"item_id": [str(i) for i in range(101)]})
+    assert too_many.status_code == 422
+
+
+def test_history_of_a_listener(client: TestClient) -> None:
+    body = client.get("/v1/users/u1/history").json()
+    assert body["artists"] == 3 and body["plays"] == 9
+    assert [a["item_id"] for a in body["top_artists"]] == ["a", "b", "c"]
+    assert body["top_tags"][0]["name"] in ("chill", "rock")
+    assert client.get("/v1/users/%E3%83%A6%E3%83%BC%E3%82%B6%E3%83%BC/history").status_code == 200
+    missing = client.get("/v1/users/nobody/history")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "user_id"
+
+
+def test_dataset_stats(client: TestClient) -> None:
+    body = client.get("/v1/stats").json()
+    assert (body["listeners"], body["artists"], body["interactions"]) == (6, 8, 19)
+    assert body["plays"] == 42 and body["density"] == pytest.approx(19 / 48)
+    assert sum(b["count"] for b in body["plays_per_interaction"]) == 19
+    assert sum(b["count"] for b in body["artists_per_listener"]) == 6
+    assert all(b["low"] <= b["high"] for b in body["listeners_per_artist"])
+    assert body["top_artists"][0]["name"] == "Alpha"
+    assert body["top_tags"][0] == {"name": "rock", "count": 17.0, "item_id": None}
+
+
+def test_versions_of_a_bundle_folder_are_the_served_one(client: TestClient) -> None:
+    body = client.get("/v1/models").json()
+    assert body["served"] == "local" and [v["version"] for v in body["versions"]] == ["local"]
+
+
+def test_event_figures(client: TestClient) -> None:
+    day1 = datetime.now(UTC) - timedelta(days=1)
+    day2 = datetime.now(UTC)
+
+    def ev(n: int, user: str, item: str, kind: str, ts: datetime, **extra: object) -> dict:
+        return {"event_id": f"t-{n}", "user_id": user, "item_id": item, "type": kind,
+                "ts": ts.isoformat(), **extra}  # fmt: skip
+
+    events = [
+        ev(1, "newbie", "x", "impression", day1, position=0),
+        ev(2, "newbie", "y", "impression", day1, position=1),
+        ev(3, "newbie", "x", "listen", day1),  # shown before: recommended
+        ev(4, "u1", "z", "listen", day1),  # organic
+        ev(5, "u1", "a", "like", day2, arm="local", position=0),  # from a slate
+        ev(6, "u2", "x", "impression", day2),  # a known listener: not a newcomer
+        ev(7, "u2", "c", "skip", day2),
+    ]
+    assert client.post("/v1/events", json={"events": events}).status_code == 200
+    body = client.get("/v1/stats/events").json()
+    assert body["events"] == 7
+    assert {r["name"]: r["count"] for r in body["by_type"]} == {
+        "impression": 3, "listen": 2, "like": 1, "skip": 1
+    }  # fmt: skip
+    by_source: dict[str, int] = {}
+    for row in body["listening"]:
+        by_source[row["name"]] = by_source.get(row["name"], 0) + row["count"]
+    assert by_source == {"recommended": 2, "organic": 1}
+    assert {r["name"]: r["count"] for r in body["new_listener_recommendations"]} == {
+        "Ex": 1, "Why": 1
+    }  # fmt: skip
+    moods = {(r["name"], r["count"]) for r in body["moods"]}
+    assert ("party", 1) in moods  # x is tagged party; z chillout; a chill
+    assert any(name == "chill" for name, _ in moods)

@@ -1,0 +1,72 @@
+"""The dashboard under AppTest, against a fake API on loopback."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.fake_api import FakeApi, not_found
+from tests.ui.pages import dashboard_page
+
+TIMEOUT = 20
+
+
+def _page(url: str) -> AppTest:
+    return AppTest.from_function(dashboard_page, args=(url,), default_timeout=TIMEOUT).run()
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _charts(at: AppTest) -> list[object]:
+    return list(at.get("vega_lite_chart"))
+
+
+def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
+    at = _page(fake_api.url)
+    assert not at.exception
+    assert [h.value for h in at.header] == ["Dataset", "Model", "Live service", "Listeners"]
+    figures = _metrics(at)
+    assert figures["Listeners"] == "1,892" and figures["Artists"] == "17,632"
+    assert figures["Serving version"] == "7"
+    assert figures["Requests (total)"] == "45"
+    assert figures["Fallback rate"] == "10.0%"  # 4 fallbacks over 40 recommendation requests
+    assert figures["Request rate"] == "n/a"  # one scrape: no rate yet
+    assert figures["Latency p50 / p99"].endswith("ms")
+    # 3 distributions, top artists, top tags, ndcg by version, routes, arms,
+    # organic/recommended, new listeners, moods over time, events by type
+    assert len(_charts(at)) == 12
+    versions = at.dataframe[-1].value
+    assert list(versions["version"]) == ["7", "6"]
+    assert list(versions["ndcg@10"]) == [0.21, 0.19]
+
+
+def test_request_rate_after_a_refresh(fake_api: FakeApi) -> None:
+    at = _page(fake_api.url)
+    at.button(key="dashboard-refresh").click().run()
+    assert _metrics(at)["Request rate"] == "0.0/s"  # the fake's counters do not move
+
+
+def test_older_api_degrades_section_by_section(fake_api: FakeApi) -> None:
+    for route in ("/v1/stats", "/v1/stats/events", "/v1/models"):
+        fake_api.routes[("GET", route)] = not_found
+    at = _page(fake_api.url)
+    assert not at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert "does not offer /v1/stats yet" in infos
+    assert "does not offer /v1/stats/events yet" in infos
+    assert _metrics(at)["Serving version"] == "7"  # the rest still renders
+    assert len(_charts(at)) == 2  # routes and arms from /metrics
+
+
+def test_no_events_yet_is_a_hint(fake_api: FakeApi) -> None:
+    fake_api.routes[("GET", "/v1/stats/events")] = lambda r: (200, {"events": 0})
+    at = _page(fake_api.url)
+    assert any("No events yet" in i.value for i in at.info)
+
+
+def test_unreachable_api_is_one_message_per_section(dead_url: str) -> None:
+    at = _page(dead_url)
+    assert not at.exception
+    assert len(at.error) == 4
+    assert all("Cannot reach the setlist API" in e.value for e in at.error)
