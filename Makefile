@@ -23,7 +23,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The app (Streamlit) starts beside the API and stops with it.
 demo: install
+	@$(BIN)/setlist ui --api-url http://127.0.0.1:$${SETLIST_PORT:-8000} > $(VENV)/ui.log 2>&1 & ui=$$!; \
+	trap "kill $$ui 2>/dev/null" EXIT; \
+	echo "setlist API: http://127.0.0.1:$${SETLIST_PORT:-8000}/docs"; \
+	echo "setlist app: http://127.0.0.1:8501 (dashboard: http://127.0.0.1:8501/dashboard)"; \
 	$(BIN)/setlist demo
 
 lint: install

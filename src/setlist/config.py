@@ -16,6 +16,9 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Weighting = Literal["none", "linear", "log1p", "bm25"]
+ExploreMode = Literal["none", "epsilon", "plackett_luce"]
+IndexKind = Literal["auto", "exact", "hnsw", "ivf"]
+AnnKind = Literal["hnsw", "ivf"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,40 @@ class WeightConfig:
     alpha: float = 5.0
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Where feedback events are stored and published, and how far ahead a timestamp may be."""
+
+    store_url: str
+    bus_url: str = "memory://"
+    consumer_group: str = "online"
+    max_future_s: float = 300.0
+    online_updates: bool = True
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """The serving policy: deterministic top-k, or exploration with real propensities."""
+
+    mode: ExploreMode = "none"
+    epsilon: float = 0.1
+    temperature: float = 1.0
+    pool: int = 50
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The vector index built with a model: which kind, and the recall it must reach."""
+
+    kind: IndexKind = "auto"
+    ann: AnnKind = "hnsw"
+    exact_max_items: int = 50_000
+    min_recall: float = 0.95
+    recall_margin: float = 0.01
+    recall_queries: int = 300
+    seed: int = 0
 
 
 class Settings(BaseSettings):
@@ -79,6 +116,88 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API binds to.")
     max_k: int = Field(default=1000, ge=1, description="Largest k a request may ask for.")
+    events_store_url: str | None = Field(
+        default=None,
+        description="Event store: sqlite:///PATH or postgresql://...; default SQLite under home.",
+    )
+    events_bus_url: str = Field(
+        default="memory://",
+        description="Event bus: memory://, redis://HOST:PORT/DB?stream=... or kafka://HOST:PORT.",
+    )
+    events_group: str = Field(
+        default="online", min_length=1, description="Consumer group of the online updater."
+    )
+    events_max_future_s: float = Field(
+        default=300.0, ge=0, description="How far ahead of the server clock an event's ts may be."
+    )
+    online_updates: bool = Field(
+        default=True, description="Fold acknowledged events into recommendations at once."
+    )
+    explore_mode: ExploreMode = Field(
+        default="none", description="Serving policy: none, epsilon or plackett_luce."
+    )
+    explore_epsilon: float = Field(
+        default=0.1, ge=0, le=1, description="Share of epsilon-greedy answers drawn at random."
+    )
+    explore_temperature: float = Field(
+        default=1.0, gt=0, description="Plackett-Luce temperature over standardised scores."
+    )
+    explore_pool: int = Field(
+        default=50, ge=1, le=10_000, description="Ranked items exploration may draw from."
+    )
+    index_kind: IndexKind = Field(
+        default="auto", description="Vector index: auto (by catalogue size), exact, hnsw, ivf."
+    )
+    index_ann: AnnKind = Field(default="hnsw", description="ANN kind auto picks: hnsw or ivf.")
+    index_exact_max_items: int = Field(
+        default=50_000, ge=0, description="Largest catalogue auto serves by exact search."
+    )
+    index_min_recall: float = Field(
+        default=0.95, gt=0, le=1, description="Build fails when ANN recall@10 is below this."
+    )
+    rank_max_per_group: int = Field(
+        default=0, ge=0, le=1000, description="Most items per tag cluster in an answer; 0: off."
+    )
+    rank_new_item_slot: int = Field(
+        default=0, ge=0, le=1000, description="Position given to the best new item; 0: off."
+    )
+    rank_new_item_max_listeners: int = Field(
+        default=2, ge=0, description="An item heard by at most this many listeners is new."
+    )
+    rank_blocked_items: str = Field(
+        default="", description="Item ids never recommended (comma-separated)."
+    )
+    rank_blocked_tags: str = Field(
+        default="", description="Items carrying any of these tags are never recommended."
+    )
+    mood_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Share of the mood in a ?mood= blend with taste."
+    )
+    fallback_chain: str = Field(
+        default="personalized,popular",
+        description="Degradation chain, tried in order; 503 with Retry-After when exhausted.",
+    )
+    ab_arms: str = Field(
+        default="",
+        description="A/B arms name=alias-or-version:weight,...; empty: one arm on champion.",
+    )
+    ab_salt: str = Field(default="setlist", description="Salt of the user -> arm hash.")
+    swap_interval_s: float = Field(
+        default=30.0, ge=0, description="Seconds between registry alias checks; 0: no hot-swap."
+    )
+    max_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="Most users in one batch request."
+    )
+    max_exclude: int = Field(
+        default=1000, ge=0, description="Most ids in one request's exclude list."
+    )
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body accepted (bytes)."
+    )
+    ui_api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The HTTP API the Streamlit app (`setlist ui`) talks to.",
+    )
 
     @property
     def tracking_uri(self) -> str:
@@ -103,6 +222,33 @@ class Settings(BaseSettings):
 
     def weights(self) -> WeightConfig:
         return WeightConfig(scheme=self.weighting, alpha=self.alpha)
+
+    def events(self) -> EventsConfig:
+        store = self.events_store_url or f"sqlite:///{(self.home / 'events.db').resolve()}"
+        return EventsConfig(
+            store_url=store,
+            bus_url=self.events_bus_url,
+            consumer_group=self.events_group,
+            max_future_s=self.events_max_future_s,
+            online_updates=self.online_updates,
+        )
+
+    def explore(self) -> ExploreConfig:
+        return ExploreConfig(
+            mode=self.explore_mode,
+            epsilon=self.explore_epsilon,
+            temperature=self.explore_temperature,
+            pool=self.explore_pool,
+        )
+
+    def index(self) -> IndexConfig:
+        return IndexConfig(
+            kind=self.index_kind,
+            ann=self.index_ann,
+            exact_max_items=self.index_exact_max_items,
+            min_recall=self.index_min_recall,
+            seed=self.seed,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,11 +1,12 @@
-"""The ``setlist`` command line (typer). With serve/app.py, the only place that reads Settings.
+"""The ``setlist`` command line (typer). With serve/app.py and ui/app.py, the only places that
+read Settings.
 
 Each command group lives in its own module and registers itself on the shared app on import.
 """
 
 from __future__ import annotations
 
-from setlist.cli import data, serve, train  # noqa: F401  (registers the commands)
+from setlist.cli import data, events, serve, train, tune, ui  # noqa: F401  (registers the commands)
 from setlist.cli.common import app, console
 from setlist.errors import SetlistError
 

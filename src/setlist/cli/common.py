@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,9 @@ data_app = typer.Typer(help="Fetch and validate datasets.", no_args_is_help=True
 models_app = typer.Typer(help="Inspect registered model versions.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
-console = Console()
+# Piped output (logs, CI, tests) gets a wide table rather than rich's 80-column default, which
+# would cut version tables and metric names.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 DatasetOpt = Annotated[
     str | None,

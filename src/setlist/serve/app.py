@@ -1,9 +1,10 @@
 """The FastAPI application factory.
 
 ``create_app`` builds a fresh app (its own metrics registry, no globals); the lifespan loads the
-model once, at start-up, in a worker thread: the registry's champion, or the given bundle folder.
-When nothing can be loaded the app still starts: ``/health`` answers 200, ``/ready`` and the
-recommendation routes answer 503 with ``Retry-After``.
+models once, at start-up, in a worker thread: each A/B arm's registry version (the champion by
+default) or the given bundle folder, then watches the registry for new versions (hot-swap, see
+:mod:`setlist.serve.loading`). When nothing can be loaded the app still starts: ``/health``
+answers 200, ``/ready`` and the recommendation routes answer 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,23 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist import __version__
 from setlist.config import Settings
+from setlist.serve import feedback
 from setlist.serve.errors import add_exception_handlers
+from setlist.serve.limits import BodyLimitMiddleware
+from setlist.serve.loading import install_arms, load_models, stop_models
 from setlist.serve.metrics import MetricsMiddleware, ServiceMetrics
 from setlist.serve.online import InMemoryOnlineHistory
-from setlist.serve.routes import health, items, model, recommendations
-from setlist.serve.state import ModelState, load_state
+from setlist.serve.routes import (
+    catalogue,
+    events,
+    health,
+    items,
+    model,
+    moods,
+    onboarding,
+    recommendations,
+)
+from setlist.serve.state import ModelState
 
 
 def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
@@ -30,11 +43,11 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await run_in_threadpool(load_state, settings, bundle_dir)
-        state.online = app.state.online
-        app.state.model = state
-        metrics.set_model(state.info)
+        await run_in_threadpool(load_models, app, settings, bundle_dir)
+        await feedback.start(app, settings)
         yield
+        await feedback.stop(app)
+        await run_in_threadpool(stop_models, app)
 
     app = FastAPI(
         title="setlist",
@@ -46,8 +59,22 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.online = InMemoryOnlineHistory()
     app.state.model = ModelState(problem="the model is still loading")
+    install_arms(app, settings, bundle_dir)
+    feedback.install(app, settings)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_exception_handlers(app)
-    for router in (health.router, model.router, recommendations.router, items.router):
+    for router in (
+        health.router,
+        model.router,
+        recommendations.router,
+        onboarding.router,
+        moods.router,
+        items.router,
+        events.router,
+        catalogue.router,
+    ):
         app.include_router(router)
     return app

@@ -1,11 +1,11 @@
-"""Response models of the HTTP API (role suffix ``Public``: what clients see)."""
+"""Models of the HTTP API: ``...Public`` what clients see, ``...In`` what they send."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class ItemScorePublic(BaseModel):
@@ -14,11 +14,91 @@ class ItemScorePublic(BaseModel):
     score: float
 
 
+class BecausePublic(BaseModel):
+    item_id: str
+    name: str
+    contribution: float = Field(description="This heard item's share of the item's score.")
+
+
+class RecommendedItemPublic(ItemScorePublic):
+    propensity: float | None = Field(
+        default=None, description="Probability that the serving policy shows this item."
+    )
+    because: list[BecausePublic] = Field(
+        default_factory=list,
+        description="Up to three heard items that contributed most, computed from the model.",
+    )
+    new_item: bool = Field(default=False, description="Placed by the new-item slot.")
+
+
 class RecommendationsPublic(BaseModel):
     user_id: str
     model_version: str
-    strategy: str = Field(description="personalized, or popular_fallback for an unknown user")
-    items: list[ItemScorePublic]
+    strategy: str = Field(
+        description="personalized, personalized_online, mood (a mood's best artists for a "
+        "listener without history), or popular_fallback"
+    )
+    items: list[RecommendedItemPublic]
+    arm: str | None = Field(default=None, description="The A/B arm that answered.")
+    mood: str | None = Field(default=None, description="The mood blended in, if any.")
+
+
+class OnboardingIn(BaseModel):
+    """A new listener's seed artists (ids or names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=50, description="Seed artists: item ids or names."
+    )
+    k: int = Field(default=10, ge=1, le=1000, description="How many items.")
+    exclude: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=1000, description="Item ids never to return."
+    )
+    mood: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+class OnboardingPublic(BaseModel):
+    model_version: str
+    strategy: str
+    arm: str | None = None
+    mood: str | None = None
+    seeds: list[str] = Field(description="The seeds that matched an artist.")
+    unknown_seeds: list[str] = Field(description="The seeds that matched nothing.")
+    items: list[RecommendedItemPublic]
+
+
+class BatchIn(BaseModel):
+    """Several known or unknown users at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=1000, description="Up to 1,000 user ids."
+    )
+    k: int = Field(default=10, ge=1, le=1000, description="How many items per user.")
+
+
+class BatchPublic(BaseModel):
+    results: list[RecommendationsPublic]
+
+
+class MoodItemPublic(BaseModel):
+    item_id: str
+    name: str
+
+
+class MoodPublic(BaseModel):
+    name: str
+    description: str
+    tags: list[str] = Field(description="The Last.fm tags that define the mood.")
+    artists: int = Field(description="Artists of the catalogue carrying the mood.")
+    examples: list[MoodItemPublic]
+
+
+class MoodsPublic(BaseModel):
+    model_version: str
+    moods: list[MoodPublic]
 
 
 class SimilarItemsPublic(BaseModel):
