@@ -35,7 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorPublic},
 }
 TOP = 20
-MAX_SEARCH = 1000
+MAX_SEARCH = 20_000  # the app offers up to this many names for type-ahead
 MAX_EVENTS = 200_000  # the newest events the event figures are computed over
 POSITIVE = ("listen", "like", "playlist_add")
 
