@@ -16,11 +16,12 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from setlist.errors import ArtifactError, ConfigError, ModelError
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.errors import ConfigError
+from setlist.models.base import FloatArray, IntArray
+from setlist.models.factors import FactorRecommender
 
 
-class ALSRecommender(Recommender):
+class ALSRecommender(FactorRecommender):
     """Matrix factorisation by alternating least squares; confidences come pre-weighted."""
 
     kind = "als"
@@ -78,23 +79,6 @@ class ALSRecommender(Recommender):
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         return self
-
-    def _factors(self) -> tuple[FloatArray, FloatArray]:
-        if self.user_factors_ is None or self.item_factors_ is None:
-            raise ModelError("ALSRecommender is not fitted; call fit() first")
-        return self.user_factors_, self.item_factors_
-
-    @property
-    def n_items_(self) -> int:
-        return int(self._factors()[1].shape[0])
-
-    def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
-        users, items = self._factors()
-        return np.asarray(users[np.asarray(user_rows)] @ items.T, dtype=np.float32)
-
-    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
-        _, items = self._factors()
-        return np.asarray(self.fold_in(user_items) @ items.T, dtype=np.float32)
 
     def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
         """User vectors for new histories: one exact ALS user step with item factors fixed.
@@ -176,27 +160,8 @@ class ALSRecommender(Recommender):
             self._gram_cache = cached
         return cached
 
-    def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
-        _, items = self._factors()
-        norms = np.linalg.norm(items, axis=1)
-        normed = items / np.maximum(norms, 1e-12)[:, None]
-        rows = np.asarray(item_rows, dtype=np.int64)
-        block = normed[rows] @ normed.T
-        block[np.arange(len(rows)), rows] = -np.inf
-        return top_k(block.astype(np.float32), k)
-
     def _state(self) -> dict[str, npt.NDArray[Any]]:
-        users, items = self._factors()
-        return {"user_factors": users, "item_factors": items}
+        return self._factor_state()
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        users, items = arrays["user_factors"], arrays["item_factors"]
-        shapes_fit = (
-            users.ndim == items.ndim == 2 and users.shape[1] == items.shape[1] == self.factors
-        )
-        if not shapes_fit:
-            raise ArtifactError(
-                f"factor shapes {users.shape} and {items.shape} do not fit {self.factors} factors"
-            )
-        self.user_factors_ = users.astype(np.float32)
-        self.item_factors_ = items.astype(np.float32)
+        self._set_factor_state(arrays)

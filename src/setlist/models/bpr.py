@@ -18,17 +18,19 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from setlist.errors import ArtifactError, ConfigError, ModelError
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.errors import ConfigError
+from setlist.models.base import FloatArray, IntArray
+from setlist.models.factors import FactorRecommender
 from setlist.models.knn import WeightsInput
 
 Float64Array = npt.NDArray[np.float64]
 
 
-class BPRRecommender(WeightsInput, Recommender):
+class BPRRecommender(WeightsInput, FactorRecommender):
     """Bayesian personalised ranking by SGD over (listener, heard, not heard) triples."""
 
     kind = "bpr"
+    extra_columns = 1  # implicit's BPR keeps an item-bias column (users hold a 1 there)
 
     def __init__(
         self,
@@ -106,23 +108,6 @@ class BPRRecommender(WeightsInput, Recommender):
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         return self
 
-    def _factors(self) -> tuple[FloatArray, FloatArray]:
-        if self.user_factors_ is None or self.item_factors_ is None:
-            raise ModelError("BPRRecommender is not fitted; call fit() first")
-        return self.user_factors_, self.item_factors_
-
-    @property
-    def n_items_(self) -> int:
-        return int(self._factors()[1].shape[0])
-
-    def score(self, user_rows: IntArray, user_items: sp.csr_matrix) -> FloatArray:
-        users, items = self._factors()
-        return np.asarray(users[np.asarray(user_rows)] @ items.T, dtype=np.float32)
-
-    def score_histories(self, user_items: sp.csr_matrix) -> FloatArray:
-        _, items = self._factors()
-        return np.asarray(self.fold_in(user_items) @ items.T, dtype=np.float32)
-
     def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
         """User vectors (bias column 1 included) for histories the model never saw.
 
@@ -157,26 +142,9 @@ class BPRRecommender(WeightsInput, Recommender):
             vector += step * (grad - self.fold_in_regularization * vector)
         return np.asarray(vector, dtype=np.float64)
 
-    def similar_items(self, item_rows: IntArray, k: int = 10) -> tuple[IntArray, FloatArray]:
-        _, items = self._factors()
-        vectors = items[:, :-1]
-        normed = vectors / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)[:, None]
-        rows = np.asarray(item_rows, dtype=np.int64)
-        block = (normed[rows] @ normed.T).astype(np.float32)
-        block[np.arange(len(rows)), rows] = -np.inf
-        return top_k(block, k)
-
     def _state(self) -> dict[str, npt.NDArray[Any]]:
-        users, items = self._factors()
-        return {"item_factors": items, "user_factors": users, **self.input_.state()}
+        return {**self._factor_state(), **self.input_.state()}
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        users, items = arrays["user_factors"], arrays["item_factors"]
-        width = self.factors + 1
-        if users.ndim != 2 or items.ndim != 2 or {users.shape[1], items.shape[1]} != {width}:
-            raise ArtifactError(
-                f"factor shapes {users.shape} and {items.shape} do not fit {self.factors} factors"
-            )
-        self.user_factors_ = users.astype(np.float32)
-        self.item_factors_ = items.astype(np.float32)
+        self._set_factor_state(arrays)
         self.input_.set_state(arrays)
