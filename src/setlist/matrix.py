@@ -122,13 +122,14 @@ def weight(csr: sp.csr_matrix, config: WeightConfig) -> sp.csr_matrix:
     elif config.scheme == "log1p":
         out.data = (config.alpha * np.log1p(out.data)).astype(np.float32)
     elif config.scheme == "bm25":
-        out = _bm25(out, config.bm25_k1, config.bm25_b) * np.float32(config.alpha)
+        out = bm25(out, config.bm25_k1, config.bm25_b) * np.float32(config.alpha)
     else:
         raise ConfigError(f"unknown weighting {config.scheme!r}; use none, linear, log1p or bm25")
     return sp.csr_matrix(out, dtype=np.float32)
 
 
-def _bm25(csr: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
+def bm25(csr: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+    """BM25 over the rows: rows are documents, columns terms (implicit's ``bm25_weight``)."""
     coo = csr.tocoo()
     n_users = csr.shape[0]
     item_users = np.bincount(coo.col, minlength=csr.shape[1])

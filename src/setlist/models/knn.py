@@ -21,6 +21,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from setlist.errors import ArtifactError, ConfigError, ModelError
+from setlist.matrix import bm25
 from setlist.models.base import FloatArray, IntArray, Recommender, top_k
 
 SCHEMES = ("none", "linear", "log1p", "bm25")
@@ -227,12 +228,4 @@ class ItemKNNRecommender(WeightsInput, Recommender):
 def _bm25_columns(x: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
     """BM25 over the item columns (items are documents, listeners terms), as implicit's
     ``BM25Recommender`` weighs ``item_users`` before its item-item products."""
-    coo = x.tocoo()
-    n_items = max(x.shape[1], 1)
-    user_items = np.bincount(coo.row, minlength=x.shape[0])
-    idf = np.log(n_items) - np.log1p(user_items)
-    lengths = np.ravel(x.sum(axis=0))
-    avg = lengths.mean() if lengths.size else 1.0
-    norm = (1.0 - b) + b * lengths / max(avg, 1e-9)
-    data = coo.data * (k1 + 1.0) / (k1 * norm[coo.col] + coo.data) * idf[coo.row]
-    return sp.csr_matrix((data.astype(np.float32), (coo.row, coo.col)), shape=x.shape)
+    return sp.csr_matrix(bm25(sp.csr_matrix(x.T), k1, b).T, dtype=np.float32)
