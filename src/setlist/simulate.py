@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from setlist.data.schema import Dataset
 from setlist.errors import ConfigError
@@ -63,14 +64,18 @@ class ListenerModel:
         item_genre: IntArray,
         taste: FloatArray,
         behaviour: Behaviour | None = None,
+        popularity: FloatArray | None = None,
     ) -> None:
         self.user_ids = list(user_ids)
         self.item_ids = list(item_ids)
         self.item_genre = item_genre
         self.taste = taste
         self.behaviour = behaviour or Behaviour()
+        # What organic plays follow within a genre (listeners per artist); uniform if unknown.
+        self.popularity = np.ones(len(self.item_ids)) if popularity is None else popularity
         self.user_row = {u: i for i, u in enumerate(self.user_ids)}
         self.item_row = {a: i for i, a in enumerate(self.item_ids)}
+        self._by_genre: tuple[IntArray, IntArray, FloatArray] | None = None
 
     @classmethod
     def from_world(cls, dataset: Dataset, prior: float = 0.5) -> ListenerModel:
@@ -96,7 +101,54 @@ class ListenerModel:
         counts = np.zeros((len(users), len(genres)))
         np.add.at(counts, (rows, cols), 1.0)
         taste = (counts + prior / len(genres)) / (counts.sum(axis=1, keepdims=True) + prior)
-        return cls(users, items, item_genre, taste)
+        listeners = dict(frame.group_by("item").agg(pl.col("user").n_unique()).iter_rows())
+        popularity = np.array([listeners.get(i, 0) + 1.0 for i in items])
+        return cls(users, items, item_genre, taste, popularity=popularity)
+
+    def shifted(self, seed: int = 0) -> ListenerModel:
+        """The same listeners with their tastes moved to other genres (an injected drift).
+
+        Genres are permuted with no genre left in place, so every listener now prefers what
+        they used to ignore; the catalogue and the behaviour stay the same.
+        """
+        n = self.taste.shape[1]
+        rng = np.random.default_rng(seed)
+        permutation = rng.permutation(n)
+        while n > 1 and bool((permutation == np.arange(n)).any()):
+            permutation = rng.permutation(n)
+        return ListenerModel(
+            self.user_ids, self.item_ids, self.item_genre, self.taste[:, permutation],
+            self.behaviour, self.popularity,
+        )  # fmt: skip
+
+    def organic(self, user: str, n: int, rng: np.random.Generator) -> list[str]:
+        """``n`` artists the listener plays on their own (not from a recommendation): a genre
+        drawn from their taste, then an artist of that genre by its popularity."""
+        u = self.user_row.get(user)
+        if u is None or n <= 0:
+            return []
+        order, bounds, cumulative = self._genre_tables()
+        taste = self.taste[u] * (np.diff(bounds) > 0)
+        genres = rng.choice(len(taste), size=n, p=taste / taste.sum())
+        picks = [
+            bounds[g] + int(np.searchsorted(cumulative[bounds[g] : bounds[g + 1]], draw))
+            for g, draw in zip(genres.tolist(), rng.random(n).tolist(), strict=True)
+        ]
+        return [self.item_ids[i] for i in order[np.minimum(picks, len(order) - 1)].tolist()]
+
+    def _genre_tables(self) -> tuple[IntArray, IntArray, FloatArray]:
+        """Items ordered by genre, each genre's bounds, and the within-genre cumulative shares."""
+        if self._by_genre is None:
+            order = np.argsort(self.item_genre, kind="stable")
+            bounds = np.searchsorted(self.item_genre[order], np.arange(self.taste.shape[1] + 1))
+            weights = self.popularity[order]
+            cumulative = np.zeros(len(order))
+            for g in range(len(bounds) - 1):
+                part = weights[bounds[g] : bounds[g + 1]]
+                if part.size:
+                    cumulative[bounds[g] : bounds[g + 1]] = np.cumsum(part) / part.sum()
+            self._by_genre = (order, bounds, cumulative)
+        return self._by_genre
 
     def listen_probability(self, users: IntArray, items: IntArray) -> FloatArray:
         """P(listen) for pairs of rows (an item row of -1, unknown here, gets the floor)."""
@@ -280,10 +332,13 @@ def _one_request(
 
 
 def slate_events(
-    user: str, body: dict[str, Any], reactions: list[tuple[str, str, int]]
+    user: str,
+    body: dict[str, Any],
+    reactions: list[tuple[str, str, int]],
+    shown_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The impressions of one answer (one shared ts: one request) and the reactions after."""
-    shown_at = datetime.now(UTC)
+    shown_at = shown_at or datetime.now(UTC)
     version = str(body.get("model_version", ""))[:128] or None
     arm = str(body.get("arm") or body.get("strategy") or "")[:128] or None
     events: list[dict[str, Any]] = []
@@ -324,3 +379,47 @@ def latency_summary(report: SimulationReport) -> dict[str, float]:
         "p50_ms": float(np.percentile(values, 50)),
         "p95_ms": float(np.percentile(values, 95)),
     }
+
+
+Recommend = Callable[[str, int], dict[str, Any]]
+
+
+def window_traffic(
+    recommend: Recommend,
+    model: ListenerModel,
+    users: Sequence[str],
+    requests: int,
+    start: datetime,
+    span_s: float,
+    rng: np.random.Generator,
+    k: int = 10,
+    organic: int = 0,
+) -> list[dict[str, Any]]:
+    """Events of ``requests`` answers spread evenly over ``[start, start + span_s)``.
+
+    ``recommend(user, k)`` returns an answer body as the API does (``items``,
+    ``model_version``, ``arm``): over HTTP, or from a loaded model in-process. After each
+    answer the listener also plays ``organic`` artists of their own choosing (listens with no
+    model version: what they would scrobble anyway). Used to replay windows of traffic with
+    known timestamps (the drift and retraining-loop tests).
+    """
+    events: list[dict[str, Any]] = []
+    step = span_s / max(requests, 1)
+    for r in range(requests):
+        user = str(users[int(rng.integers(len(users)))])
+        body = recommend(user, k)
+        reactions = model.react(user, [i["item_id"] for i in body["items"]], rng)
+        shown_at = start + timedelta(seconds=r * step)
+        events += slate_events(user, body, reactions, shown_at)
+        for n, item in enumerate(model.organic(user, organic, rng), start=len(reactions) + 1):
+            events.append(
+                {
+                    "event_id": uuid.uuid4().hex,
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "listen",
+                    "ts": (shown_at + timedelta(milliseconds=n)).isoformat(),
+                    "play_ms": int(60_000 + rng.random() * 240_000),
+                }
+            )
+    return events

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -185,8 +186,6 @@ class Registry:
         fit_seconds: float,
         tags: dict[str, str],
     ) -> str:
-        from mlflow.entities import Metric, Param, RunTag
-
         run_params = {"model_type": model_type, **{_key(k): _text(v) for k, v in params.items()}}
         run_metrics = {_key(k): v for k, v in metrics.items()}
         run_metrics["fit_seconds"] = float(fit_seconds)
@@ -195,12 +194,58 @@ class Registry:
                 run_metrics[f"data.{_key(key)}"] = float(value)
             else:
                 run_params[f"data.{_key(key)}"] = _text(value)
+        return self._write_run(
+            run_name,
+            run_params,
+            run_metrics,
+            tags,
+            lambda run_id: self._client.log_artifacts(run_id, str(bundle_dir), ARTIFACT_PATH),
+        )
+
+    def log_run(
+        self,
+        run_name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        artifacts: Sequence[Path] = (),
+    ) -> str:
+        """Log a run that registers nothing (a drift report, a loop decision); returns its id.
+
+        Non-finite metrics are left out (MLflow stores them, but they mean "not measured").
+        """
+
+        def log_files(run_id: str) -> None:
+            for path in artifacts:
+                self._client.log_artifact(run_id, str(path))
+
+        return self._write_run(
+            run_name,
+            {_key(k): _text(v) for k, v in (params or {}).items()},
+            {_key(k): float(v) for k, v in (metrics or {}).items() if math.isfinite(float(v))},
+            {_key(k): str(v)[:5000] for k, v in (tags or {}).items()},
+            log_files,
+        )
+
+    def _write_run(
+        self,
+        run_name: str,
+        params: Mapping[str, str],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        artifacts: Callable[[str], None],
+    ) -> str:
+        """Create a run, log params, tags and metrics in batches, then its artifacts; a run
+        that fails half way is marked FAILED."""
+        from mlflow.entities import Metric, Param, RunTag
+
         now = int(time.time() * 1000)
         with self._errors(f"logging run {run_name!r} to experiment {self.config.experiment!r}"):
             run = self._client.create_run(self.experiment_id, run_name=run_name)
             run_id: str = run.info.run_id
             try:
-                items: list[Any] = [Param(k, v) for k, v in run_params.items()]
+                items: list[Any] = [Param(k, v) for k, v in params.items()]
                 items += [RunTag(k, v) for k, v in tags.items()]
                 for start in range(0, len(items), _BATCH):
                     chunk = items[start : start + _BATCH]
@@ -209,10 +254,10 @@ class Registry:
                         params=[x for x in chunk if isinstance(x, Param)],
                         tags=[x for x in chunk if isinstance(x, RunTag)],
                     )
-                metric_list = [Metric(k, v, now, 0) for k, v in run_metrics.items()]
+                metric_list = [Metric(k, v, now, 0) for k, v in metrics.items()]
                 for start in range(0, len(metric_list), 1000):
                     self._client.log_batch(run_id, metrics=metric_list[start : start + 1000])
-                self._client.log_artifacts(run_id, str(bundle_dir), ARTIFACT_PATH)
+                artifacts(run_id)
             except BaseException:
                 self._client.set_terminated(run_id, status="FAILED")
                 raise
