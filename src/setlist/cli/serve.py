@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,27 +14,36 @@ from rich.table import Table
 
 from setlist.cli.common import app, console, fmt, settings_with
 from setlist.config import Settings
+from setlist.errors import ConfigError
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes; /metrics adds them up."),
+    ] = None,
     bundle: Annotated[
         Path | None, typer.Option(help="Serve this bundle folder instead of the champion.")
     ] = None,
 ) -> None:
     """Serve the `champion` model over HTTP (FastAPI + uvicorn).
 
-    Example: setlist serve --port 8000, then open http://127.0.0.1:8000/docs
+    Examples: setlist serve --port 8000, then open http://127.0.0.1:8000/docs;
+    setlist serve --workers 4 (four processes, one /metrics for all of them)
     """
-    settings = settings_with(host=host, port=port)
+    settings = settings_with(host=host, port=port, workers=workers)
     serve_forever(settings, bundle)
 
 
 def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
     import uvicorn
 
+    if settings.workers > 1:
+        serve_workers(settings, bundle)
+        return
     from setlist.serve.app import create_app
 
     uvicorn.run(
@@ -42,6 +54,71 @@ def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
         http="auto",
         access_log=False,
     )
+
+
+def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
+    """``settings.workers`` uvicorn workers, each building its app from the environment.
+
+    The workers are fresh processes: they get this command's settings as environment
+    variables, and a metrics folder (``PROMETHEUS_MULTIPROC_DIR``) set before they import
+    prometheus_client, so that ``/metrics`` on any worker adds up all of them.
+    """
+    import uvicorn
+
+    from setlist.serve.app import WORKER_BUNDLE_ENV
+
+    if settings.online_updates and settings.events_bus_url.startswith("memory://"):
+        raise ConfigError(
+            f"--workers {settings.workers} with online updates needs a bus shared by the "
+            "workers (SETLIST_EVENTS_BUS_URL=redis://... or kafka://...): the in-process bus "
+            "cannot carry one worker's events to the others; or set SETLIST_ONLINE_UPDATES=false",
+            field="workers",
+        )
+    with metrics_folder() as folder:
+        os.environ.update(settings_environment(settings))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        if bundle is not None:
+            os.environ[WORKER_BUNDLE_ENV] = str(bundle.resolve())
+        uvicorn.run(
+            "setlist.serve.app:worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+        )
+
+
+@contextmanager
+def metrics_folder() -> Iterator[Path]:
+    """A fresh folder for the workers' metric files: the one named in the environment, else
+    a temporary one (removed at exit). Files of an earlier run would add into this run's."""
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not named:
+        with tempfile.TemporaryDirectory(prefix="setlist-metrics-") as tmp:
+            yield Path(tmp)
+        return
+    folder = Path(named)
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = sorted(p.name for p in folder.glob("*.db"))
+    if stale:
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR {folder} holds metric files of an earlier run "
+            f"({', '.join(stale[:3])}); empty it or unset it",
+            field="PROMETHEUS_MULTIPROC_DIR",
+        )
+    yield folder
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Every set value of ``settings`` as the environment variable that sets it."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        key = "MLFLOW_TRACKING_URI" if name == "mlflow_tracking_uri" else f"SETLIST_{name.upper()}"
+        env[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
 
 
 @app.command("recommend-all")

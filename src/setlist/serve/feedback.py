@@ -1,38 +1,42 @@
 """Wiring of the events layer into the app: opened in the lifespan, closed at shutdown.
 
 ``start`` opens the store, the bus and the online updater (writing into ``app.state.online``)
-in a worker thread, puts the exploration policy on ``app.state.explore``, and registers the
-events counters on the app's metrics registry. Nothing here raises: without a store the
-service still starts, and ``POST /v1/events`` answers 503 with the reason.
+in a worker thread, and puts the exploration policy on ``app.state.explore``. Nothing here
+raises: without a store the service still starts, and ``POST /v1/events`` answers 503 with
+the reason.
+
+Two things feed the metrics. :class:`EventCounter` counts each accepted event by type and by
+the arm that served its item (the event's own ``arm``, else the arm of a recent impression of
+the same user and item, else ``none``: organic), so that listen-through and like rate per arm
+are ratios in PromQL. :class:`ServiceCounters` copies the events service's running totals into
+Prometheus counters by their increase since the last copy, at each ingest and each scrape:
+unlike a collector that reports the totals at scrape time, that adds up across workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 
 from fastapi import FastAPI
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from setlist.config import Settings
+from setlist.events.schema import EVENT_TYPES, Event
 from setlist.events.service import EventService
 from setlist.serve.explore import ExplorationPolicy
-from setlist.serve.metrics import ServiceMetrics
+from setlist.serve.metrics import NO_ARM, ServiceMetrics
+
+IMPRESSION_MEMORY = 100_000  # recent (user, item) impressions kept to attribute reactions
 
 
 async def start(app: FastAPI, settings: Settings) -> None:
     service = await run_in_threadpool(EventService.open, settings.events(), app.state.online)
     app.state.events = service
-    metrics = getattr(app.state, "metrics", None)
-    if isinstance(metrics, ServiceMetrics):
-        # A lifespan may run again on the same app (test clients, schemathesis): replace the
-        # previous run's collector instead of registering a duplicate.
-        previous = getattr(app.state, "events_collector", None)
-        if previous is not None:
-            metrics.registry.unregister(previous)
-        app.state.events_collector = EventsCollector(service)
-        metrics.registry.register(app.state.events_collector)
+    counters = getattr(app.state, "service_counters", None)
+    if isinstance(counters, ServiceCounters):
+        counters.sync(service)
 
 
 async def stop(app: FastAPI) -> None:
@@ -45,42 +49,73 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Before start-up: the exploration policy (no I/O) and a placeholder events service."""
     app.state.explore = ExplorationPolicy(settings.explore())
     app.state.events = EventService(settings.events(), problem="the service is still starting")
+    metrics = getattr(app.state, "metrics", None)
+    if isinstance(metrics, ServiceMetrics):
+        counters = ServiceCounters(metrics)
+        app.state.service_counters = counters
+        app.state.event_counter = EventCounter(metrics)
+        metrics.on_render(lambda: counters.sync(app.state.events))
 
 
-class EventsCollector(Collector):
-    """Counters read from the service at scrape time (no work on the ingest path)."""
+class EventCounter:
+    """Counts accepted events by type and serving arm (O(1) per event)."""
 
-    def __init__(self, service: EventService) -> None:
-        self.service = service
+    def __init__(self, metrics: ServiceMetrics, memory: int = IMPRESSION_MEMORY) -> None:
+        self.metrics = metrics
+        self.memory = memory
+        self._shown: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+        for kind in EVENT_TYPES:  # zero series from the start, so that every ratio has a base
+            for arm in (*sorted(metrics.arm_names), NO_ARM):
+                metrics.events_ingested.labels(kind, arm)
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        s = self.service
-        yield _counter("setlist_events_received", "Events accepted by POST /v1/events.", s.received)
-        yield _counter("setlist_events_stored", "Events newly committed (not resends).", s.stored)
-        yield _counter(
-            "setlist_events_publish_failures",
-            "Batches committed but not published to the bus.",
-            s.publish_failures,
-        )
-        updater = s.updater
-        yield _counter(
-            "setlist_online_events_applied",
-            "Events folded into the online history.",
-            updater.applied if updater else 0,
-        )
-        yield _counter(
-            "setlist_online_updater_failures",
-            "Errors of the online updater (bus unreachable and others).",
-            updater.failures if updater else 0,
-        )
-        running = GaugeMetricFamily(
-            "setlist_online_updater_running", "1 while the online updater runs."
-        )
-        running.add_metric([], 1.0 if updater and updater.running else 0.0)
-        yield running
+    def count(self, events: Sequence[Event]) -> None:
+        tally: Counter[tuple[str, str]] = Counter()
+        with self._lock:
+            for event in events:
+                tally[event.type, self._arm(event)] += 1
+        for (kind, arm), n in tally.items():
+            self.metrics.events_ingested.labels(kind, arm).inc(n)
+
+    def _arm(self, event: Event) -> str:
+        key = (event.user_id, event.item_id)
+        if event.arm:
+            arm = self.metrics.event_arm(event.arm)
+        else:
+            arm = self._shown.get(key, NO_ARM)
+        if event.type == "impression" and arm != NO_ARM:
+            self._shown[key] = arm
+            self._shown.move_to_end(key)
+            if len(self._shown) > self.memory:
+                self._shown.popitem(last=False)
+        return arm
 
 
-def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, doc)
-    family.add_metric([], float(value))
-    return family
+class ServiceCounters:
+    """The events service's totals as Prometheus counters (each increase added once)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+        self._service: EventService | None = None
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def sync(self, service: EventService) -> None:
+        m = self.metrics
+        updater = service.updater
+        totals = {
+            "received": (m.events_received, service.received),
+            "stored": (m.events_stored, service.stored),
+            "publish_failures": (m.publish_failures, service.publish_failures),
+            "applied": (m.online_applied, updater.applied if updater else 0),
+            "failures": (m.online_failures, updater.failures if updater else 0),
+        }
+        with self._lock:
+            if service is not self._service:  # a new lifespan: its totals start at zero
+                self._service, self._last = service, {}
+            for name, (counter, total) in totals.items():
+                increase = total - self._last.get(name, 0)
+                if increase > 0:
+                    counter.inc(increase)
+                    self._last[name] = total
+        m.online_running.set(1.0 if updater is not None and updater.running else 0.0)

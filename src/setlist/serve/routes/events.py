@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from setlist.errors import TooLargeError
 from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, parse_body
 from setlist.events.service import EventService, IngestResult
+from setlist.serve.feedback import EventCounter
 from setlist.serve.schemas import ErrorPublic
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -71,15 +72,23 @@ async def post_events(request: Request, service: EventsDep) -> EventsAcceptedPub
     service.require()
     body = await _read_body(request, MAX_BODY_BYTES)
     # Parsing a large batch takes milliseconds: off the event loop, with the commit.
-    result = await run_in_threadpool(_accept, service, body)
+    result = await run_in_threadpool(_accept, request, service, body)
     return EventsAcceptedPublic(
         accepted=result.received, stored=result.stored, duplicates=result.duplicates
     )
 
 
-def _accept(service: EventService, body: bytes) -> IngestResult:
+def _accept(request: Request, service: EventService, body: bytes) -> IngestResult:
     parsed = parse_body(body, max_future_s=service.config.max_future_s)
-    return service.ingest(parsed.events)
+    result = service.ingest(parsed.events)
+    state = request.app.state
+    if isinstance(counter := getattr(state, "event_counter", None), EventCounter):
+        # A batch resent whole (a client retrying after a timeout) counts once; the store does
+        # not say which events of a partly new batch are resends, so such a batch counts whole.
+        if result.stored:
+            counter.count(parsed.events)
+        state.service_counters.sync(service)
+    return result
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

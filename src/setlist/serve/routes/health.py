@@ -18,8 +18,9 @@ def health() -> HealthPublic:
 
 
 @router.get("/ready", responses={503: {"model": ErrorPublic}})
-def ready(state: StateDep) -> ReadyPublic:
+def ready(state: StateDep, service: MetricsDep) -> ReadyPublic:
     """Readiness: 200 once a model (with its popularity fallback) is loaded, else 503."""
+    service.readiness(state.ready)
     _, info = state.require()
     return ReadyPublic(status="ready", model_version=info.version)
 

@@ -22,7 +22,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("", responses=_ERRORS)
 def onboard(
-    body: OnboardingIn, request: Request, arms: ArmsDep, settings: SettingsDep
+    body: OnboardingIn, request: Request, arms: ArmsDep, settings: SettingsDep, metrics: MetricsDep
 ) -> OnboardingPublic:
     """Personalised picks for a new listener from a few seed artists (ids or names), by fold-in."""
     check_k(body.k, settings)
@@ -30,6 +30,7 @@ def onboard(
     arm = arms.ready_arm()
     request.state.arm = arm.name
     recs = arm.state.onboard(body.seeds, body.k, body.exclude, body.mood)
+    metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
     unknown = set(recs.unknown_seeds)
     return OnboardingPublic(
         model_version=recs.model_version,
@@ -59,5 +60,6 @@ def batch(body: BatchIn, arms: ArmsDep, settings: SettingsDep, metrics: MetricsD
         recs = arm.state.recommend(user_id, body.k)
         if recs.fallback_reason is not None:
             metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+        metrics.answered(arm.name, arm.state.bundle, recs.strategy, None, recs.items)
         results.append(recommendations_public(recs, arm.name))
     return BatchPublic(results=results)
