@@ -81,6 +81,76 @@ class IndexConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class DriftConfig:
+    """Windows and thresholds of the drift checks (:mod:`setlist.monitor.drift`).
+
+    A data check fires only on a p-value under its alpha AND an effect size over its floor:
+    windows of thousands of events make a p-value alone fire on differences nobody acts on.
+    """
+
+    window_s: float = 3600.0
+    min_events: int = 100
+    ks_alpha: float = 0.01
+    ks_min_d: float = 0.1
+    psi_threshold: float = 0.2
+    psi_alpha: float = 0.01
+    psi_bins: int = 10
+    chi2_alpha: float = 0.01
+    chi2_min_v: float = 0.15
+    new_user_rate: float = 0.2
+    new_item_rate: float = 0.1
+    pca_error_ratio: float = 1.5
+    pca_variance: float = 0.9
+    pca_alpha: float = 0.01
+    perf_alpha: float = 0.05
+    perf_min_drop: float = 0.02
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from setlist.errors import ConfigError
+
+        for name, low, high in _DRIFT_RANGES:
+            value = getattr(self, name)
+            if not low <= value <= high:  # also refuses NaN
+                raise ConfigError(
+                    f"drift {name} must be in [{low:g}, {high:g}], got {value!r}",
+                    field=f"drift_{name}",
+                )
+
+
+_DRIFT_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("window_s", 1.0, 366 * 86_400.0),
+    ("min_events", 1, 10**9),
+    ("ks_alpha", 1e-12, 0.5),
+    ("ks_min_d", 0.0, 1.0),
+    ("psi_threshold", 0.0, 100.0),
+    ("psi_alpha", 1e-12, 0.5),
+    ("psi_bins", 2, 1000),
+    ("chi2_alpha", 1e-12, 0.5),
+    ("chi2_min_v", 0.0, 1.0),
+    ("new_user_rate", 0.0, 1.0),
+    ("new_item_rate", 0.0, 1.0),
+    ("pca_error_ratio", 1.0, 1e6),
+    ("pca_variance", 0.01, 1.0),
+    ("pca_alpha", 1e-12, 0.5),
+    ("perf_alpha", 1e-6, 0.5),
+    ("perf_min_drop", 0.0, 1.0),
+    ("bootstrap", 10, 1_000_000),
+)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How often the retraining loop looks, retrains and watches a promotion (seconds)."""
+
+    interval_s: float = 60.0
+    schedule_s: float = 86_400.0
+    cooldown_s: float = 3600.0
+    probation_s: float = 3600.0
+
+
 class Settings(BaseSettings):
     """All settings of setlist. The README's configuration table lists each one."""
 
@@ -115,6 +185,9 @@ class Settings(BaseSettings):
     regularization: float = Field(default=0.1, ge=0, description="ALS L2 regularization.")
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API binds to.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="API worker processes; metrics add up over them."
+    )
     max_k: int = Field(default=1000, ge=1, description="Largest k a request may ask for.")
     events_store_url: str | None = Field(
         default=None,
@@ -185,6 +258,9 @@ class Settings(BaseSettings):
     swap_interval_s: float = Field(
         default=30.0, ge=0, description="Seconds between registry alias checks; 0: no hot-swap."
     )
+    coverage_period_s: float = Field(
+        default=3600.0, gt=0, description="Period over which served-catalogue coverage is counted."
+    )
     max_batch: int = Field(
         default=1000, ge=1, le=100_000, description="Most users in one batch request."
     )
@@ -194,9 +270,80 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (bytes)."
     )
+    loop_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between two ticks of `setlist loop`."
+    )
+    loop_schedule_s: float = Field(
+        default=86_400.0, ge=0, description="Retrain this long after the last retraining; 0: off."
+    )
+    loop_cooldown_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="No drift-triggered retraining sooner than this after one.",
+    )
+    loop_probation_s: float = Field(
+        default=3600.0, ge=0, description="How long a new champion's live figures are watched."
+    )
+    loop_recent_test_fraction: float = Field(
+        default=0.5, gt=0, lt=1, description="Share of the latest window's discoveries held out."
+    )
+    loop_metrics_port: int = Field(
+        default=9101, ge=1, le=65535, description="Port of the loop worker's /metrics."
+    )
     ui_api_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The HTTP API the Streamlit app (`setlist ui`) talks to.",
+    )
+    drift_window_s: float = Field(
+        default=3600.0, ge=1, description="Seconds in a drift window; reference: the one before."
+    )
+    drift_min_events: int = Field(
+        default=100, ge=1, description="Fewer engagement events in either window: no drift verdict."
+    )
+    drift_ks_alpha: float = Field(
+        default=0.01, gt=0, le=0.5, description="Per-user activity KS test: p must be below this."
+    )
+    drift_ks_min_d: float = Field(
+        default=0.1, ge=0, le=1, description="Per-user activity KS test: D must reach this."
+    )
+    drift_psi_threshold: float = Field(
+        default=0.2, ge=0, description="Item popularity PSI must reach this."
+    )
+    drift_psi_alpha: float = Field(
+        default=0.01, gt=0, le=0.5, description="Item popularity PSI: p must be below this."
+    )
+    drift_psi_bins: int = Field(
+        default=10, ge=2, le=1000, description="Equal-mass bins of items by reference popularity."
+    )
+    drift_chi2_alpha: float = Field(
+        default=0.01, gt=0, le=0.5, description="Item popularity chi-square: p must be below this."
+    )
+    drift_chi2_min_v: float = Field(
+        default=0.15, ge=0, le=1, description="Item popularity chi-square: V must reach this."
+    )
+    drift_new_user_rate: float = Field(
+        default=0.2, ge=0, le=1, description="Share of engagement from users the model lacks."
+    )
+    drift_new_item_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of engagement on items the model lacks."
+    )
+    drift_pca_error_ratio: float = Field(
+        default=1.5, ge=1, description="User-vector PCA error, current / reference, that is drift."
+    )
+    drift_pca_variance: float = Field(
+        default=0.9, gt=0, le=1, description="Variance share the user-vector PCA keeps."
+    )
+    drift_pca_alpha: float = Field(
+        default=0.01, gt=0, le=0.5, description="User-vector PCA: p must be below this."
+    )
+    drift_perf_alpha: float = Field(
+        default=0.05, gt=0, le=0.5, description="1 - confidence of the listen-through interval."
+    )
+    drift_perf_min_drop: float = Field(
+        default=0.02, ge=0, le=1, description="Listen-through drop the whole interval must exceed."
+    )
+    drift_bootstrap: int = Field(
+        default=1000, ge=10, le=1_000_000, description="Bootstrap resamples of listen-through."
     )
 
     @property
@@ -241,12 +388,42 @@ class Settings(BaseSettings):
             pool=self.explore_pool,
         )
 
+    def loop(self) -> LoopConfig:
+        return LoopConfig(
+            interval_s=self.loop_interval_s,
+            schedule_s=self.loop_schedule_s,
+            cooldown_s=self.loop_cooldown_s,
+            probation_s=self.loop_probation_s,
+        )
+
     def index(self) -> IndexConfig:
         return IndexConfig(
             kind=self.index_kind,
             ann=self.index_ann,
             exact_max_items=self.index_exact_max_items,
             min_recall=self.index_min_recall,
+            seed=self.seed,
+        )
+
+    def drift(self) -> DriftConfig:
+        return DriftConfig(
+            window_s=self.drift_window_s,
+            min_events=self.drift_min_events,
+            ks_alpha=self.drift_ks_alpha,
+            ks_min_d=self.drift_ks_min_d,
+            psi_threshold=self.drift_psi_threshold,
+            psi_alpha=self.drift_psi_alpha,
+            psi_bins=self.drift_psi_bins,
+            chi2_alpha=self.drift_chi2_alpha,
+            chi2_min_v=self.drift_chi2_min_v,
+            new_user_rate=self.drift_new_user_rate,
+            new_item_rate=self.drift_new_item_rate,
+            pca_error_ratio=self.drift_pca_error_ratio,
+            pca_variance=self.drift_pca_variance,
+            pca_alpha=self.drift_pca_alpha,
+            perf_alpha=self.drift_perf_alpha,
+            perf_min_drop=self.drift_perf_min_drop,
+            bootstrap=self.drift_bootstrap,
             seed=self.seed,
         )
 

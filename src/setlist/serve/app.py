@@ -9,6 +9,7 @@ answers 200, ``/ready`` and the recommendation routes answer 503 with ``Retry-Af
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from setlist import __version__
-from setlist.config import Settings
+from setlist.config import Settings, get_settings
 from setlist.serve import feedback
 from setlist.serve.errors import add_exception_handlers
 from setlist.serve.limits import BodyLimitMiddleware
@@ -36,10 +37,12 @@ from setlist.serve.routes import (
 )
 from setlist.serve.state import ModelState
 
+WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"  # `setlist serve --workers N --bundle DIR`
+
 
 def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     """A service answering from the registry's champion (or from ``bundle_dir`` when given)."""
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(settings.coverage_period_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +63,7 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     app.state.online = InMemoryOnlineHistory()
     app.state.model = ModelState(problem="the model is still loading")
     install_arms(app, settings, bundle_dir)
+    metrics.set_arms([arm.name for arm in app.state.arms.arms])
     feedback.install(app, settings)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
@@ -78,3 +82,20 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     ):
         app.include_router(router)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `setlist serve --workers N` worker (uvicorn imports it by name).
+
+    Workers are fresh processes: the command passes its settings and bundle folder down as
+    environment variables, read here once, as ``create_app``'s callers read them.
+    """
+    bundle = os.environ.get(WORKER_BUNDLE_ENV)
+    settings = get_settings()
+    if settings.workers > 1:
+        # Each worker folds events into its own history, so each needs every event: its own
+        # consumer group on the shared bus, not a share of one group's (`serve_workers`
+        # refuses the in-process bus, which cannot cross processes).
+        group = f"{settings.events_group}-{os.getpid()}"
+        settings = settings.model_copy(update={"events_group": group})
+    return create_app(settings, Path(bundle) if bundle else None)

@@ -51,5 +51,6 @@ async def recommend(
     if recs.fallback_reason is not None:
         metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
     slate = explore.choose(recs.items, [i.score for i in recs.items], k)
+    metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items)
     body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
     return Response(body, media_type="application/json")
