@@ -270,6 +270,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (bytes)."
     )
+    max_in_flight: int = Field(
+        default=32, ge=0, description="Requests one worker admits at once; beyond: 503. 0: off."
+    )
     loop_interval_s: float = Field(
         default=60.0, gt=0, description="Seconds between two ticks of `setlist loop`."
     )

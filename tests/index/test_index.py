@@ -17,6 +17,7 @@ from setlist.index import (
     index_class,
     load_index,
     recall_at_k,
+    tuned_index,
 )
 from setlist.index import build as build_module
 
@@ -148,3 +149,69 @@ def test_recall_at_k_counts_shared_items() -> None:
     truth = np.array([[1, 2, 3, 4], [5, 6, -1, -1]])
     found = np.array([[4, 3, 9, 8], [6, 5, 7, -1]])
     assert recall_at_k(found, truth) == pytest.approx(4 / 6)
+
+
+def test_search_one_answers_as_search(
+    index: VectorIndex, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    _, queries = data
+    for q in queries[:20]:
+        ids, scores = index.search_one(q, 12)
+        batch_ids, batch_scores = index.search(q[None, :], 12)
+        np.testing.assert_array_equal(ids, batch_ids[0])
+        np.testing.assert_allclose(scores, batch_scores[0], rtol=1e-6)
+
+
+def test_hnsw_entries_are_reordered_and_the_order_survives_saving(
+    data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    items, queries = data
+    index = build_index(items, queries, IndexConfig(kind="hnsw", recall_queries=100))
+    order = index.order  # type: ignore[attr-defined]
+    assert order is not None and sorted(order.tolist()) == list(range(len(items)))
+    assert not np.array_equal(order, np.arange(len(items)))  # the walk order, not the input
+    ids, scores = index.search(queries[:5], 3)
+    np.testing.assert_allclose(  # rows are item rows again: their scores are their own
+        scores, np.sum(queries[:5, None, :] * items[ids], axis=2), rtol=1e-4, atol=1e-4
+    )
+    index.save(tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix")
+    np.testing.assert_array_equal(loaded.order, order)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.search(queries[:5], 3)[0], ids)
+
+
+def test_effort_is_tuned_to_just_reach_the_target(data: tuple[np.ndarray, np.ndarray]) -> None:
+    items, queries = data
+    config = IndexConfig(kind="ivf", recall_queries=100)
+    index = build_index(items, queries, config)
+    tune = queries[np.random.default_rng(config.seed).choice(len(queries), 200, replace=False)][
+        :100
+    ]
+    truth = _truth(items, tune, 10)
+    target = config.min_recall + config.recall_margin
+    effort = index.effort()
+    assert effort is not None and recall_at_k(index.search(tune, 10)[0], truth) >= target
+    if effort > 1:  # a quarter less effort (past the bisection's resolution) falls short
+        index.set_effort(max(1, effort - max(1, effort // 4)))
+        assert recall_at_k(index.search(tune, 10)[0], truth) < target
+
+
+def test_tuned_index_measures_recall_at_the_asked_depth(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    items, queries = data
+    config = IndexConfig(kind="ivf", recall_queries=100, min_recall=0.9)
+    index, recall = tuned_index(items, queries, config, 50, nlist=32)
+    assert index.get_params()["nlist"] == 32 and 0.9 <= recall <= 1.0
+    assert index.recall_at_10 is None  # only build_index records recall@10
+
+
+def test_a_large_ivf_batch_answers_as_small_ones(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """Large batches are searched in cell order (for the cache); answers keep the given order."""
+    items, _ = data
+    index = index_class("ivf").build(items, nlist=16, effort=4)
+    queries = clustered(600, items.shape[1], 5)
+    whole_ids, whole_scores = index.search(queries, 7)
+    parts = [index.search(queries[i : i + 100], 7) for i in range(0, 600, 100)]
+    np.testing.assert_array_equal(whole_ids, np.vstack([p[0] for p in parts]))
+    np.testing.assert_allclose(whole_scores, np.vstack([p[1] for p in parts]), rtol=1e-6)

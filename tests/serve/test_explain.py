@@ -72,3 +72,27 @@ def test_row_view_matches_slicing() -> None:
         assert view.shape == (1, 9)
         np.testing.assert_array_equal(view.toarray(), m[row].toarray())
         np.testing.assert_allclose(view @ np.arange(9.0), m[row] @ np.arange(9.0))
+
+
+def test_the_per_model_table_gives_the_same_split_as_the_direct_solve() -> None:
+    model, conf = _history()
+    rows = np.arange(conf.shape[1])
+    heard = conf.indices.astype(np.int64)
+    c = conf.data.astype(np.float64)
+    assert model.prepare_explain() is not None  # type: ignore[attr-defined]
+    woodbury = model._contributions(heard, c, rows)  # type: ignore[attr-defined]
+    model._explain_basis = None  # type: ignore[attr-defined]
+    model.prepare_explain = lambda: None  # type: ignore[attr-defined]
+    direct = model._contributions(heard, c, rows)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(woodbury, direct, rtol=1e-3, atol=1e-5)
+
+
+def test_new_factors_drop_what_was_derived_from_the_old() -> None:
+    model, conf = _history()
+    first = model.prepare_explain()  # type: ignore[attr-defined]
+    _, train = fit("als")
+    model.fit(weight(train.csr, WeightConfig(alpha=20.0)))  # type: ignore[attr-defined]
+    second = model.prepare_explain()  # type: ignore[attr-defined]
+    assert second is not first and not np.allclose(second, first)
+    items = model.item_factors_  # type: ignore[attr-defined]
+    np.testing.assert_allclose(second, items @ np.linalg.inv(model._gram()), rtol=1e-4, atol=1e-6)  # type: ignore[attr-defined]

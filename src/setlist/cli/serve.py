@@ -150,14 +150,18 @@ def recommend_all(
         else:
             from setlist.models.bundle import ModelBundle
 
-            result = recommend_all_local(ModelBundle.load(folder), k, out, cpus)
+            result = recommend_all_local(
+                ModelBundle.load(folder), k, out, cpus, min_recall=settings.index_min_recall
+            )
     table = Table(title="recommend-all")
-    for name in ("users", "k", "seconds", "users/s", "file"):
+    for name in ("users", "k", "seconds", "users/s", "index", f"recall@{k}", "file"):
         table.add_column(name)
     rate = result.users / result.seconds if result.seconds else 0.0
+    recall = "-" if result.recall is None else f"{result.recall:.3f}"
     table.add_row(
-        fmt(result.users), fmt(result.k), fmt(result.seconds), fmt(rate), str(result.path)
-    )
+        fmt(result.users), fmt(result.k), fmt(result.seconds), fmt(rate),
+        result.index or "model", recall, str(result.path),
+    )  # fmt: skip
     console.print(table)
 
 

@@ -93,6 +93,16 @@ class VectorIndex(ABC):
         scores[ids < 0] = -np.inf
         return ids, scores
 
+    def search_one(self, query: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
+        """Top-k for one query vector (1-D, float32, ``dim`` long): the serving path.
+
+        Unlike :meth:`search` it neither validates nor pads: fewer than k rows come back when
+        the index holds fewer. Backends override it to skip the batch bookkeeping.
+        """
+        ids, scores = self.search(query[None, :], k)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
     def search_excluding(
         self, query: FloatArray, k: int, exclude: Sequence[int] | IntArray
     ) -> tuple[IntArray, FloatArray]:

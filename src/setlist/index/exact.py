@@ -52,6 +52,13 @@ class ExactIndex(VectorIndex):
             ids[start:stop], scores[start:stop] = top_k(dense, k)
         return ids, scores
 
+    def search_one(self, query: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
+        k = min(k, self.n)
+        if k < 1:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        ids, scores = top_k((self.vectors @ query)[None, :], k)
+        return ids[0], scores[0]
+
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return {"vectors": self.vectors}
 

@@ -14,6 +14,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from scipy.linalg.lapack import dgesv as _dgesv
 from threadpoolctl import threadpool_limits
 
 from setlist.errors import ConfigError
@@ -47,6 +48,8 @@ class ALSRecommender(FactorRecommender):
         self.threads = threads
         self.user_factors_: FloatArray | None = None
         self.item_factors_: FloatArray | None = None
+        self._gram_cache: npt.NDArray[np.float64] | None = None
+        self._explain_basis: npt.NDArray[np.float32] | None = None
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -78,6 +81,7 @@ class ALSRecommender(FactorRecommender):
             model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self._forget_derived()
         return self
 
     def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
@@ -119,41 +123,65 @@ class ALSRecommender(FactorRecommender):
         c = np.asarray(user_items.data[lo:hi], dtype=np.float64)
         if len(heard) == 0 or len(rows) == 0:
             return out_rows, out
-        y = items[heard].astype(np.float64)
-        targets = items[rows].astype(np.float64)
-        ginv = self._gram_inverse()
-        if ginv is not None and len(heard) < items.shape[1]:
-            # Woodbury: with P = Y G^-1 and D = diag(c - 1), Y A^-1 Yr^T = (I + P Y^T D)^-1 P Yr^T,
-            # an n_heard x n_heard solve instead of factorising A (factors x factors) per request.
-            p = y @ ginv
-            lhs = np.eye(len(heard)) + (p @ y.T) * (c - 1.0)[None, :]
-            contrib = np.linalg.solve(lhs, p @ targets.T) * c[:, None]
-        else:
-            a = self._gram() + (y.T * (c - 1.0)) @ y
-            contrib = (y @ np.linalg.lstsq(a, targets.T, rcond=None)[0]) * c[:, None]
+        contrib = self._contributions(heard, c, rows).T  # one row per recommended item
         take = min(n, len(heard))
-        best = np.argsort(-contrib, axis=0, kind="stable")[:take].T
-        values = np.take_along_axis(contrib.T, best, axis=1)
+        best = np.argsort(-contrib, axis=1, kind="stable")[:, :take]
+        values = contrib[np.arange(len(rows))[:, None], best]
         positive = values > 0
         out_rows[:, :take] = np.where(positive, heard[best], -1)
         out[:, :take] = np.where(positive, values, 0.0)
         return out_rows, out
 
-    def _gram_inverse(self) -> npt.NDArray[np.float64] | None:
-        """``(YtY + reg I)^-1``, once per fitted model; None where it is singular."""
-        cached: npt.NDArray[np.float64] | None = getattr(self, "_gram_inv_cache", None)
-        if cached is None:
-            try:
-                cached = np.asarray(np.linalg.inv(self._gram()), dtype=np.float64)
-            except np.linalg.LinAlgError:
-                return None
-            self._gram_inv_cache = cached
-        return cached
+    def _contributions(
+        self, heard: IntArray, c: npt.NDArray[np.float64], rows: IntArray
+    ) -> npt.NDArray[np.float64]:
+        """``c_j y_j^T A^-1 y_i`` for heard items j (rows of the result) and items i (columns)."""
+        _, items = self._factors()
+        basis = self.prepare_explain()
+        nh = len(heard)
+        if basis is not None and nh < items.shape[1]:
+            # Woodbury: with P = Y G^-1 and D = diag(c - 1), Y A^-1 Yr^T = (I + P Y^T D)^-1 P Yr^T,
+            # an n_heard x n_heard solve instead of factorising A (factors x factors) per request.
+            # P's rows come from a table made once per model (prepare_explain), and both
+            # products are one float32 GEMM: its error (~1e-6) is far below the reasons' spread.
+            both = items[np.concatenate((heard, rows))]
+            prod = (basis[heard] @ both.T).astype(np.float64)
+            lhs = prod[:, :nh] * (c - 1.0)
+            lhs.flat[:: nh + 1] += 1.0
+            _, _, solved, info = _dgesv(lhs, prod[:, nh:], overwrite_a=1)
+            if info == 0:
+                return np.asarray(solved, dtype=np.float64) * c[:, None]
+        y = items[heard].astype(np.float64)
+        targets = items[rows].astype(np.float64)
+        a = self._gram() + (y.T * (c - 1.0)) @ y
+        return np.asarray((y @ np.linalg.lstsq(a, targets.T, rcond=None)[0]) * c[:, None])
+
+    def prepare_explain(self) -> npt.NDArray[np.float32] | None:
+        """``Y (YtY + reg I)^-1``, one row per item, once per fitted model (None if singular).
+
+        The service calls it at load: :meth:`explain` then reads a listener's heard rows from
+        it instead of multiplying them by the inverse on every request. It costs one more
+        item-factor-sized array (float32).
+        """
+        cached = self._explain_basis
+        _, items = self._factors()
+        if cached is not None and cached.shape == items.shape:
+            return cached
+        try:
+            ginv = np.linalg.inv(self._gram())
+        except np.linalg.LinAlgError:
+            return None
+        basis = np.empty(items.shape, dtype=np.float32)
+        for start in range(0, len(items), 65_536):
+            block = items[start : start + 65_536].astype(np.float64)
+            basis[start : start + len(block)] = block @ ginv
+        self._explain_basis = basis
+        return basis
 
     def _gram(self) -> npt.NDArray[np.float64]:
         """``YtY + reg I`` in float64, computed once per fitted model (read-only afterwards)."""
         _, items = self._factors()
-        cached: npt.NDArray[np.float64] | None = getattr(self, "_gram_cache", None)
+        cached = self._gram_cache
         if cached is None or cached.shape[0] != items.shape[1]:
             items64 = items.astype(np.float64)
             cached = items64.T @ items64 + self.regularization * np.eye(items.shape[1])
@@ -165,3 +193,9 @@ class ALSRecommender(FactorRecommender):
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
         self._set_factor_state(arrays)
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
+        """New factors: what was computed from the old ones goes."""
+        self._gram_cache = None
+        self._explain_basis = None

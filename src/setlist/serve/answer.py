@@ -47,6 +47,9 @@ class Answerer:
         self.weighting = _weighting(bundle.meta)
         self.ids: npt.NDArray[np.str_] = bundle.items.ids
         self.names: npt.NDArray[np.str_] = bundle.item_names
+        # Plain lists for the per-answer lookups: indexing one gives a str, no numpy scalar.
+        self.id_list: list[str] = self.ids.tolist()
+        self.name_list: list[str] = [str(n) for n in self.names.tolist()]
         self.popular_rows = np.argsort(-bundle.popularity, kind="stable").astype(np.int64)
         seen = bundle.seen
         # A seed counts as a typical listen: the median play count of the training data.
@@ -54,9 +57,9 @@ class Answerer:
         # Confidences of the whole training history, once: a request only slices its row.
         self.conf = weight(seen, self.weighting) if seen.nnz else seen
         self._by_name = _name_lookup(self.names, bundle.popularity)
-        warm = getattr(bundle.model, "_gram_inverse", None)
-        if callable(warm) and retriever.uses_index:
-            warm()  # ALS explanations need (YtY + reg I)^-1 once: pay at load, not per request
+        warm = getattr(bundle.model, "prepare_explain", None)
+        if callable(warm):
+            warm()  # what ALS explanations share across requests: paid at load, not per request
 
     # ----------------------------------------------------------------- sources
 
@@ -145,7 +148,7 @@ class Answerer:
             ranked = self.ranker.rank(taste, query.k, excluded)
         else:
             ranked = self._mood_blend(taste, query, excluded)
-        reasons = explain(self.bundle.model, conf, ranked.rows, self.ids, self.names)
+        reasons = explain(self.bundle.model, conf, ranked.rows, self.id_list, self.name_list)
         items = self.named(ranked.rows, ranked.scores, reasons, ranked.new_item_row)
         return Recommendations(user_id, version, strategy, items, None, query.mood)
 
@@ -202,16 +205,13 @@ class Answerer:
     ) -> list[ScoredItem]:
         from setlist.serve.state import ScoredItem
 
+        ids, names = self.id_list, self.name_list
         out = []
         for i, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True)):
             if row < 0 or not math.isfinite(score):
                 continue  # padding: fewer than k items were left
             because = tuple(reasons[i]) if reasons is not None else ()
-            out.append(
-                ScoredItem(
-                    str(self.ids[row]), str(self.names[row]), score, because, row == new_item_row
-                )
-            )
+            out.append(ScoredItem(ids[row], names[row], score, because, row == new_item_row))
         return out
 
 

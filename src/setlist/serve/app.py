@@ -19,9 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist import __version__
 from setlist.config import Settings, get_settings
+from setlist.index import set_search_threads
 from setlist.serve import feedback
 from setlist.serve.errors import add_exception_handlers
-from setlist.serve.limits import BodyLimitMiddleware
+from setlist.serve.hotpath import HotPathMiddleware
+from setlist.serve.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from setlist.serve.loading import install_arms, load_models, stop_models
 from setlist.serve.metrics import MetricsMiddleware, ServiceMetrics
 from setlist.serve.online import InMemoryOnlineHistory
@@ -46,6 +48,9 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Requests search one vector each, on this (the event loop's) thread: more OpenMP
+        # threads in faiss would only spin between searches, burning a core the service needs.
+        set_search_threads(1)
         await run_in_threadpool(load_models, app, settings, bundle_dir)
         await feedback.start(app, settings)
         yield
@@ -65,9 +70,11 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
     install_arms(app, settings, bundle_dir)
     metrics.set_arms([arm.name for arm in app.state.arms.arms])
     feedback.install(app, settings)
+    app.add_middleware(HotPathMiddleware, owner=app, router=recommendations.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
     )
+    app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_exception_handlers(app)
     for router in (

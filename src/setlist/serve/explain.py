@@ -3,13 +3,17 @@
 The split comes from the model (:meth:`Recommender.explain`): for ALS, the fold-in normal
 equations attribute each score exactly to the heard items (implicit's ``explain``). A model that
 cannot attribute its scores (popularity, ...) gives no reasons, and none are invented.
+
+It runs on every personalised answer, so it stays small: one call into the model for the k shown
+items, then plain Python over the ids and names the answerer keeps as lists.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,8 +25,9 @@ log = logging.getLogger(__name__)
 MAX_BECAUSE = 3
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
+    """One heard item and how much it added to a recommended item's score."""
+
     item_id: str
     name: str
     contribution: float
@@ -32,8 +37,8 @@ def explain(
     model: Recommender,
     confidences: sp.csr_matrix,
     rows: IntArray,
-    item_ids: np.ndarray,
-    item_names: np.ndarray,
+    item_ids: Sequence[str],
+    item_names: Sequence[str],
     n: int = MAX_BECAUSE,
 ) -> list[list[Reason]]:
     """Up to ``n`` reasons per row of ``rows`` for the listener whose history is ``confidences``.
@@ -47,13 +52,12 @@ def explain(
     except (ArithmeticError, ValueError, np.linalg.LinAlgError):
         log.warning("explanation failed for a %s model", model.kind, exc_info=True)
         return [[] for _ in range(len(rows))]
-    out: list[list[Reason]] = []
-    for row_heard, row_weights in zip(heard.tolist(), weights.tolist(), strict=True):
-        out.append(
-            [
-                Reason(str(item_ids[h]), str(item_names[h]), float(w))
-                for h, w in zip(row_heard, row_weights, strict=True)
-                if h >= 0 and math.isfinite(w) and w > 0
-            ]
-        )
-    return out
+    # Heard rows are -1 and weights 0 where the model found fewer positive contributions.
+    return [
+        [
+            Reason(item_ids[h], item_names[h], w)
+            for h, w in zip(row_heard, row_weights, strict=True)
+            if h >= 0 and 0.0 < w < math.inf
+        ]
+        for row_heard, row_weights in zip(heard.tolist(), weights.tolist(), strict=True)
+    ]

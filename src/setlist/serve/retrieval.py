@@ -33,17 +33,15 @@ class VectorTaste(Taste):
     """A user vector searched in the vector index."""
 
     def __init__(self, vector: FloatArray, index: VectorIndex, items: FloatArray) -> None:
-        self.vector = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        self.vector = np.ascontiguousarray(vector, dtype=np.float32).ravel()
         self.index = index
         self.items = items
 
     def top(self, n: int) -> tuple[IntArray, FloatArray]:
-        ids, scores = self.index.search(self.vector, n)
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
+        return self.index.search_one(self.vector, n)
 
     def scores(self, rows: IntArray) -> FloatArray:
-        return np.asarray(self.items[rows] @ self.vector[0], dtype=np.float32)
+        return np.asarray(self.items[rows] @ self.vector, dtype=np.float32)
 
 
 class DenseTaste(Taste):

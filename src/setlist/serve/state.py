@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -88,8 +88,9 @@ class ModelInfo:
         )
 
 
-@dataclass(frozen=True)
-class ScoredItem:
+class ScoredItem(NamedTuple):
+    """One recommended item (a tuple: an answer builds k of them on every request)."""
+
     item_id: str
     name: str
     score: float
