@@ -41,7 +41,7 @@ import polars as pl
 from setlist.config import LoopConfig
 from setlist.data.schema import Dataset
 from setlist.data.validate import ValidationReport
-from setlist.events.store.base import EventStore
+from setlist.events.store.base import FRAME_SCHEMA, EventStore
 from setlist.models.bundle import ModelBundle
 from setlist.monitor.drift import DriftConfig, DriftReport, check_drift
 from setlist.monitor.metrics import LoopMetrics
@@ -51,6 +51,7 @@ from setlist.tune.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+REREAD = 10_000  # seqs read again each tick, for events committed out of seq order
 # Ticks that decide nothing: they update the metrics but log no MLflow run.
 QUIET = frozenset({"warming_up", "probation", "no_drift", "too_few_events"})
 
@@ -115,6 +116,8 @@ class Loop:
         self.ctx = ctx
         self.memory = LoopMemory.load(self.memory_path)
         self._champion: tuple[str, ModelBundle] | None = None
+        self._frame = pl.DataFrame(schema=FRAME_SCHEMA)
+        self._seen_seq = 0
 
     @property
     def memory_path(self) -> Path:
@@ -125,8 +128,7 @@ class Loop:
     def tick(self, now_us: int | None = None) -> Decision:
         """Look once: probation, else drift and triggers; retrain when one fires."""
         now = now_us if now_us is not None else int(time.time() * US)
-        events = self.ctx.store.frame()
-        events = events.filter(pl.col("ts_us") < now)
+        events = self._events().filter(pl.col("ts_us") < now)
         if self.memory.probation_version is not None:
             decision = self._probation(events, now)
         else:
@@ -139,7 +141,7 @@ class Loop:
     ) -> Decision:
         """Retrain at once (no drift check, no cool-down): ``setlist retrain``."""
         now = now_us if now_us is not None else int(time.time() * US)
-        events = self.ctx.store.frame().filter(pl.col("ts_us") < now)
+        events = self._events().filter(pl.col("ts_us") < now)
         decision = self._retrain(events, now, trigger, f"{trigger} retraining", None, transform)
         self._finish(decision)
         return decision
@@ -153,7 +155,11 @@ class Loop:
             if report is None:
                 return Decision("warming_up", f"need two windows of {self._w()} of traffic")
             return Decision(report.outcome, report.reason(), drift=report)
-        reason = "scheduled retraining" if trigger == "schedule" else report.reason()  # type: ignore[union-attr]
+        reason = (
+            report.reason()
+            if report is not None and trigger != "schedule"
+            else ("scheduled retraining")
+        )
         if self._cooling(now):
             left = (self.memory.last_retrain_us or 0) + self.ctx.loop.cooldown_s * US - now
             return Decision(
@@ -276,6 +282,20 @@ class Loop:
         self.memory.probation_since_us = None
 
     # ------------------------------------------------------------------ pieces
+
+    def _events(self) -> pl.DataFrame:
+        """Every stored event, each read once: a tick fetches those stored since the last one.
+
+        It starts ``REREAD`` seqs back and keeps only seqs it has not seen: with several
+        writers (PostgreSQL), a lower seq can commit after a higher one.
+        """
+        rows = list(self.ctx.store.iter_rows(after_seq=max(0, self._seen_seq - REREAD)))
+        if rows:
+            fresh = pl.DataFrame(rows, schema=FRAME_SCHEMA, orient="row")
+            fresh = fresh.join(self._frame.select("seq"), on="seq", how="anti")
+            self._frame = pl.concat([self._frame, fresh])
+            self._seen_seq = int(rows[-1][0])
+        return self._frame
 
     def _champion_bundle(self) -> ModelBundle | None:
         champion = self.ctx.registry.champion()

@@ -148,8 +148,10 @@ class EventStore(ABC):
         """Stored events with ``seq > after_seq``, in seq order."""
         return [stored_event(r) for r in self.rows(after_seq, limit, types)]
 
-    def iter_rows(self, types: Sequence[str] | None = None, chunk: int = 50_000) -> Iterator[Row]:
-        after = 0
+    def iter_rows(
+        self, types: Sequence[str] | None = None, chunk: int = 50_000, after_seq: int = 0
+    ) -> Iterator[Row]:
+        after = after_seq
         while True:
             block = self.rows(after, chunk, types)
             yield from block
