@@ -5,16 +5,17 @@
 
 Builds a synthetic bundle directly (random factors with taste clusters, a decaying spectrum and
 item norms growing with popularity, as trained factor models have; a Zipf-like history per user),
-starts ``uvicorn`` on 127.0.0.1 in a subprocess (``--workers`` processes, Prometheus in
-multiprocess mode as ``setlist serve --workers`` runs it) serving it plus a bare endpoint in the
-same processes, and drives both with ``wrk`` (``apt-get install -y wrk``). Prints: throughput of
-``/v1/users/{id}/recommendations`` as a ratio of the bare endpoint (each pair measured back to
-back, ``--repeat`` times) with the server's CPU time per request, p50/p99 latency at half of
-saturation (paced with wrk's ``delay()``), an overload run (arrivals at three times the saturated
-rate: statuses, latency by status, memory before and after), the index's queries/s, recall@10 and
-recall of the served lists (heard items dropped), and ``recommend-all`` top-100 for a 64-factor
-model of the same users beside ``implicit``'s own loop on a sample of them. No figure is
-asserted: the goals are printed beside the measurements, with the load average of the machine.
+starts ``uvicorn`` on 127.0.0.1 in a subprocess (``--workers`` processes, each on its own
+``SO_REUSEPORT`` socket, Prometheus in multiprocess mode, as ``setlist serve --workers`` runs them)
+serving it plus a bare endpoint in the same processes, and drives both with ``wrk`` (``apt-get
+install -y wrk``). Prints: throughput of ``/v1/users/{id}/recommendations`` as a ratio of the bare
+endpoint (each pair measured back to back, ``--repeat`` times) with the server's CPU time per
+request, p50/p99 latency at half of saturation (paced with wrk's ``delay()``), an overload run
+(arrivals at three times the saturated rate: statuses, latency by status, memory before and after),
+the index's queries/s, recall@10 and recall of the served lists (heard items dropped), and
+``recommend-all`` top-100 for a 64-factor model of the same users beside ``implicit``'s own loop on
+a sample of them. No figure is asserted: the goals are printed beside the measurements, with the
+load average of the machine.
 """
 
 from __future__ import annotations
@@ -179,11 +180,9 @@ def serve(bundle_dir: Path, port: int, workers: int, work: Path) -> subprocess.P
         metrics_dir = work / "metrics"
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    cmd = [
-        sys.executable, "-m", "uvicorn", "benchmarks.serving:bench_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
-    ]  # fmt: skip
+    # As `setlist serve --workers N` runs them: one SO_REUSEPORT socket per worker.
+    cmd = [sys.executable, "-m", "benchmarks.serving", "--serve-port", str(port),
+           "--workers", str(workers)]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1])
     deadline = time.time() + 900
     while time.time() < deadline:
@@ -412,7 +411,14 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-recommend-all", action="store_true")
+    parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)  # the server process
     args = parser.parse_args()
+    if args.serve_port:
+        from setlist.serve.workers import WorkerSpec, run_workers
+
+        spec = WorkerSpec("benchmarks.serving:bench_app", "127.0.0.1", args.serve_port,
+                          loop="uvloop", http="httptools", log_level="warning")  # fmt: skip
+        sys.exit(run_workers(spec, args.workers))
     os.environ["SETLIST_MAX_IN_FLIGHT"] = str(args.max_in_flight)
     work = Path(tempfile.mkdtemp(prefix="setlist-bench-"))
     try:

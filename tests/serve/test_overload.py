@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from setlist.serve.limits import InFlightLimitMiddleware
+from setlist.serve.limits import InFlightLimitMiddleware, Turns
 from tests.serve.tagged import save_tagged_bundle
 
 
@@ -73,6 +73,73 @@ def test_a_limit_of_zero_and_the_health_routes_are_never_refused() -> None:
     assert [r.status_code for r in done] == [200] * 5
     done, gate = asyncio.run(_drive(limit=1, n=4, path="/health", admitted=4))
     assert [r.status_code for r in done] == [200] * 4 and gate.started == 4
+
+
+async def _pieces(
+    turns: Turns, n: int, cancel: int | None = None, piece_s: float = 0.0
+) -> list[tuple[int, int]]:
+    """``n`` tasks ready in one loop turn each run a piece of at least ``piece_s`` (busy, as
+    inline work is) under ``turns``: (task, loop turn it ran in)."""
+    loop = asyncio.get_running_loop()
+    ticks = 0
+
+    def tick() -> None:  # counts loop turns: rescheduled once per turn
+        nonlocal ticks
+        ticks += 1
+        loop.call_soon(tick)
+
+    ran: list[tuple[int, int]] = []
+
+    async def piece(i: int) -> None:
+        await turns.take()
+        try:
+            ran.append((i, ticks))
+            until = time.perf_counter() + piece_s
+            while time.perf_counter() < until:
+                pass
+        finally:
+            turns.give()
+
+    loop.call_soon(tick)
+    tasks = [asyncio.create_task(piece(i)) for i in range(n)]
+    await asyncio.sleep(0)
+    if cancel is not None:
+        tasks[cancel].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return ran
+
+
+def _per_turn(ran: list[tuple[int, int]]) -> list[int]:
+    return [sum(1 for _, t in ran if t == turn) for turn in sorted({t for _, t in ran})]
+
+
+def test_turns_with_no_budget_run_one_piece_per_loop_turn_in_order() -> None:
+    turns = Turns(budget_s=0.0)
+    ran = asyncio.run(_pieces(turns, 6))
+    assert [i for i, _ in ran] == list(range(6))
+    assert _per_turn(ran) == [1] * 6
+    assert turns.waited == 5
+
+
+def test_turns_stop_a_loop_turn_after_its_budget() -> None:
+    # 1 ms pieces, 2.5 ms budget: at most 3 start in a turn (a slow machine makes fewer).
+    ran = asyncio.run(_pieces(Turns(budget_s=0.0025), 12, piece_s=0.001))
+    assert [i for i, _ in ran] == list(range(12))
+    assert max(_per_turn(ran)) <= 3 and len(_per_turn(ran)) >= 4
+    # A budget far above the work: the whole burst in the turn it arrived in.
+    assert _per_turn(asyncio.run(_pieces(Turns(budget_s=60.0), 12, piece_s=0.001))) == [12]
+
+
+def test_a_cancelled_waiter_loses_no_turn() -> None:
+    turns = Turns(budget_s=0.0)
+
+    async def run() -> list[int]:
+        ran = await _pieces(turns, 5, cancel=2)
+        await asyncio.wait_for(turns.take(), 1)  # the turn is free again afterwards
+        turns.give()
+        return [i for i, _ in ran]
+
+    assert asyncio.run(run()) == [0, 1, 3, 4]
 
 
 def _free_port() -> int:

@@ -59,13 +59,13 @@ def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
 def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
     """``settings.workers`` uvicorn workers, each building its app from the environment.
 
-    The workers are fresh processes: they get this command's settings as environment
-    variables, and a metrics folder (``PROMETHEUS_MULTIPROC_DIR``) set before they import
+    The workers are fresh processes, each on its own ``SO_REUSEPORT`` socket (see
+    :mod:`setlist.serve.workers`): they get this command's settings as environment variables,
+    and a metrics folder (``PROMETHEUS_MULTIPROC_DIR``) set before they import
     prometheus_client, so that ``/metrics`` on any worker adds up all of them.
     """
-    import uvicorn
-
     from setlist.serve.app import WORKER_BUNDLE_ENV
+    from setlist.serve.workers import WorkerSpec, run_workers
 
     if settings.online_updates and settings.events_bus_url.startswith("memory://"):
         raise ConfigError(
@@ -79,14 +79,10 @@ def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
         if bundle is not None:
             os.environ[WORKER_BUNDLE_ENV] = str(bundle.resolve())
-        uvicorn.run(
-            "setlist.serve.app:worker_app",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-        )
+        spec = WorkerSpec("setlist.serve.app:worker_app", settings.host, settings.port)
+        code = run_workers(spec, settings.workers)
+    if code:
+        raise typer.Exit(code)
 
 
 @contextmanager

@@ -40,6 +40,7 @@ async def recommend(
     """Top-k unheard items for a user, each with its reasons; popular items for an unknown user."""
     # The hot path: inline, not in the threadpool (an ANN answer takes well under a millisecond),
     # and app objects read directly rather than through dependencies (each costs per request).
+    # One inline answer per loop turn (setlist.serve.limits.Turns): sockets are read between.
     state = request.app.state
     settings, metrics = state.settings, state.metrics
     k = check_k(k, settings)
@@ -47,10 +48,15 @@ async def recommend(
     explore = get_explore(request)
     arm = state.arms.assign(user_id)
     request.state.arm = arm.name
-    recs = arm.state.recommend(user_id, explore.pool_size(k), excluded, mood)
-    if recs.fallback_reason is not None:
-        metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
-    slate = explore.choose(recs.items, [i.score for i in recs.items], k)
-    metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items)
-    body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
+    turns = state.turns
+    await turns.take()
+    try:
+        recs = arm.state.recommend(user_id, explore.pool_size(k), excluded, mood)
+        if recs.fallback_reason is not None:
+            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+        slate = explore.choose(recs.items, [i.score for i in recs.items], k)
+        metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items)
+        body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
+    finally:
+        turns.give()
     return Response(body, media_type="application/json")
