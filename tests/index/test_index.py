@@ -215,3 +215,29 @@ def test_a_large_ivf_batch_answers_as_small_ones(data: tuple[np.ndarray, np.ndar
     parts = [index.search(queries[i : i + 100], 7) for i in range(0, 600, 100)]
     np.testing.assert_array_equal(whole_ids, np.vstack([p[0] for p in parts]))
     np.testing.assert_allclose(whole_scores, np.vstack([p[1] for p in parts]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("storage", ["flat", "sq8"])
+def test_hnsw_storage_answers_exact_scores_and_survives_saving(
+    storage: str, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    items, queries = data
+    index, recall = tuned_index(items, queries, IndexConfig(kind="hnsw"), 10, storage=storage)
+    assert index.get_params()["storage"] == storage and recall >= 0.95
+    ids, scores = index.search(queries[:20], 10)
+    # sq8 walks 8-bit vectors but re-ranks in float32: the scores are the exact products.
+    np.testing.assert_allclose(
+        scores, np.sum(queries[:20, None, :] * items[ids], axis=2), rtol=1e-5, atol=1e-5
+    )
+    index.save(tmp_path / storage)
+    loaded = load_index(tmp_path / storage)
+    assert loaded.get_params() == index.get_params()
+    np.testing.assert_array_equal(loaded.search(queries[:20], 10)[0], ids)
+    deep, deep_scores = loaded.search_one(queries[0], 40)  # more than the tuned effort holds
+    assert len(deep) == 40 and np.all(np.diff(deep_scores) <= 1e-6)
+    np.testing.assert_allclose(deep_scores, items[deep] @ queries[0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_unknown_hnsw_storage_is_refused(data: tuple[np.ndarray, np.ndarray]) -> None:
+    with pytest.raises(ConfigError, match="storage must be flat or sq8"):
+        index_class("hnsw").build(data[0], storage="pq")

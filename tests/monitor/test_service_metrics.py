@@ -93,14 +93,17 @@ def test_coverage_restarts_each_period_and_keeps_the_last_one(tagged_dir: Path) 
     bundle = ModelBundle.load(tagged_dir)
     now = [0.0]
     tracker = CoverageTracker(period_s=60.0, clock=lambda: now[0])
-    first = tracker.observe("a", bundle, ["a", "b", "a", "no-such-item"])
+    rows = bundle.items.rows(["a", "b", "c", "x"]).tolist()
+    a, b, c, x = rows
+    assert min(rows) >= 0
+    first = tracker.observe("a", bundle, [a, b, a, -1, len(bundle.items)])  # off the catalogue
     assert (first.distinct, first.previous, first.new_catalogue) == (2, None, True)
     assert first.catalogue == len(bundle.items)
-    assert tracker.observe("a", bundle, ["b", "c"]).distinct == 3
+    assert tracker.observe("a", bundle, [b, c]).distinct == 3
     now[0] = 61.0
-    later = tracker.observe("a", bundle, ["x"])
+    later = tracker.observe("a", bundle, [x])
     assert (later.distinct, later.previous, later.new_catalogue) == (1, 3, False)
-    other_arm = tracker.observe("b", bundle, ["x"])
+    other_arm = tracker.observe("b", bundle, [x])
     assert (other_arm.distinct, other_arm.new_catalogue) == (1, True)
 
 

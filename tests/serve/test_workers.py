@@ -8,12 +8,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from setlist.errors import ConfigError
-from setlist.serve.workers import Supervisor, WorkerSpec, check_free
+from setlist.serve.workers import Supervisor, WorkerSpec, check_free, huge_page_tunables
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +89,25 @@ def test_connections_opened_at_once_reach_every_worker(
         # The kernel spreads connections over the sockets: each worker gets a share.
         assert set(pids) == workers, pids
         assert min(pids.count(p) for p in workers) >= 3, pids
+
+
+def test_workers_start_with_malloc_asking_for_huge_pages(
+    supervised: tuple[Supervisor, str],
+) -> None:
+    supervisor, _ = supervised
+    for proc, _ in supervisor.workers:
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        tunables = [e for e in environ if e.startswith(b"GLIBC_TUNABLES=")]
+        assert tunables and b"glibc.malloc.hugetlb=1" in tunables[0]
+    assert "glibc.malloc.hugetlb" not in os.environ.get("GLIBC_TUNABLES", "")  # ours untouched
+
+
+def test_huge_page_tunables_keep_what_is_set() -> None:
+    assert huge_page_tunables(None) == "glibc.malloc.hugetlb=1"
+    assert huge_page_tunables("glibc.malloc.arena_max=2") == (
+        "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    )
+    assert huge_page_tunables("glibc.malloc.hugetlb=0") == "glibc.malloc.hugetlb=0"
 
 
 def test_a_worker_that_dies_is_replaced(supervised: tuple[Supervisor, str]) -> None:

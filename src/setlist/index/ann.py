@@ -1,17 +1,17 @@
 """Approximate inner-product search with faiss: HNSW (graph) and IVF (inverted lists).
 
-Both keep full float32 vectors (``Flat``), so the only approximation is which vectors get looked
-at; the search effort (``efSearch`` / ``nprobe``) is tuned at build until recall@10 against exact
-search reaches the target (see :mod:`setlist.index.build`). A faiss index is saved as the bytes of
-``faiss.serialize_index`` in an ``.npz`` array: data, never code.
+IVF keeps full float32 vectors (``Flat``) and HNSW walks 8-bit ones and re-ranks its best
+candidates exactly (see :class:`HNSWIndex`), so the approximation is only in which vectors get
+looked at; the search effort (``efSearch`` / ``nprobe``) is tuned at build until recall@10
+against exact search reaches the target (see :mod:`setlist.index.build`). A faiss index is saved
+as the bytes of ``faiss.serialize_index`` in an ``.npz`` array: data, never code.
 
 The effort travels with each search as faiss ``SearchParameters`` rather than being set on the
 shared index, so that threads searching at once with different k never see each other's value.
 HNSW's defaults are ``M`` 16 and ``efConstruction`` 200: on factor vectors (300k x 128, those of
 ``benchmarks/serving.py``) ``M`` 16 reaches the recall@10 of 32 in about two thirds of the time
 per query, and the better graph of ``efConstruction`` 200 (twice the build time of 100) needs an
-``efSearch`` about a third lower for the same recall. Scalar-quantised storage (SQ8 with exact
-re-ranking) saved only a tenth more there, so vectors stay float32. After the build, HNSW's
+``efSearch`` about a third lower for the same recall. After the build, HNSW's
 entries are renumbered so that graph neighbours sit close in memory (``order`` maps faiss
 positions back to item rows, saved with the index).
 """
@@ -113,35 +113,91 @@ class FaissIndex(VectorIndex):
 
 
 class HNSWIndex(FaissIndex):
-    """Hierarchical navigable small-world graph (``IndexHNSWFlat``, inner product)."""
+    """Hierarchical navigable small-world graph over inner product.
+
+    ``storage`` ``sq8`` (the default): the graph walks 8-bit scalar-quantised vectors
+    (``IndexHNSWSQ``), a quarter of float32's memory, and the k + ``EXTRA`` best it finds are
+    re-ranked exactly against float32 copies (``IndexRefine`` over an ``IndexFlatIP``), so the
+    scores returned are exact. A walk touches about a thousand vectors and the re-ranking a few
+    dozen: on 300k x 128 factors, a fifth less time per query at the same recall@10 (``flat``:
+    every vector float32, about 25% less memory).
+    """
 
     kind = "hnsw"
+    EXTRA = 10  # candidates re-ranked beyond the k asked for (sq8)
 
     @classmethod
     def build(cls, vectors: FloatArray, **params: Any) -> Self:
         faiss = _faiss()
         m = int(params.get("m", 16))
         ef_construction = int(params.get("ef_construction", 200))
+        storage = str(params.get("storage", "sq8"))
         if m < 4 or ef_construction < 8:
             raise ConfigError(
                 f"HNSW needs m >= 4 and ef_construction >= 8, got {m}, {ef_construction}"
             )
-        index = faiss.IndexHNSWFlat(int(vectors.shape[1]), m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        order = _graph_order(index)
-        index.permute_entries(order)
+        dim = int(vectors.shape[1])
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        if storage == "flat":
+            graph = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+        elif storage == "sq8":
+            quantiser = faiss.ScalarQuantizer.QT_8bit
+            graph = faiss.IndexHNSWSQ(dim, quantiser, m, faiss.METRIC_INNER_PRODUCT)
+            graph.train(x)
+        else:
+            raise ConfigError(f"HNSW storage must be flat or sq8, got {storage!r}", field="storage")
+        graph.hnsw.efConstruction = ef_construction
+        graph.add(x)
+        order = _graph_order(graph)
+        graph.permute_entries(order)
+        index = graph
+        if storage == "sq8":
+            exact = faiss.IndexFlatIP(dim)
+            exact.add(np.ascontiguousarray(x[order]))  # in the graph's (renumbered) order
+            index = faiss.IndexRefine(graph, exact)
+            index.own_fields = True
+            index.own_refine_index = True
+            graph.this.disown()
+            exact.this.disown()
         effort = int(params.get("effort", cls.default_effort()))
-        return cls(index, {"m": m, "ef_construction": ef_construction, "effort": effort}, order)
+        built = {"m": m, "ef_construction": ef_construction, "storage": storage, "effort": effort}
+        return cls(index, built, order)
+
+    @property
+    def graph(self) -> Any:
+        """The ``IndexHNSW`` itself (inside the re-ranking wrapper for ``sq8``)."""
+        faiss = _faiss()
+        index = self.index
+        if isinstance(index, faiss.IndexRefine):
+            return faiss.downcast_index(index.base_index)
+        return index
 
     def set_effort(self, effort: int) -> None:
         self.params["effort"] = max(1, int(effort))
-        self.index.hnsw.efSearch = self.params["effort"]
-        self._at_effort = _hnsw_params(self.params["effort"])
+        self.graph.hnsw.efSearch = self.params["effort"]
+        self._by_k: dict[int, Any] = {}  # search parameters by k, made once per k
 
     def _search_params(self, k: int) -> Any:
-        # efSearch below k would cut the candidate list short of k.
-        return self._at_effort if k <= self.params["effort"] else _hnsw_params(k)
+        found = self._by_k.get(k)
+        if found is None:
+            if len(self._by_k) > 4096:  # k varies with history lengths: keep it bounded
+                self._by_k.clear()
+            found = self._by_k[k] = self._params_for(k)
+        return found
+
+    def _params_for(self, k: int) -> Any:
+        faiss = _faiss()
+        sq8 = self.params.get("storage", "flat") == "sq8"
+        wanted = k + self.EXTRA if sq8 else k
+        # efSearch below the candidates asked of the graph would cut its list short.
+        hnsw = faiss.SearchParametersHNSW(efSearch=max(self.params["effort"], wanted))
+        if not sq8:
+            return hnsw
+        # faiss takes k * k_factor (a float32) down to an integer: half a candidate of margin.
+        factor = (wanted + 0.5) / k
+        refine = faiss.IndexRefineSearchParameters(k_factor=factor, base_index_params=hnsw)
+        refine.keep = hnsw  # the wrapper holds a pointer: keep the Python object alive
+        return refine
 
 
 class IVFIndex(FaissIndex):
@@ -220,10 +276,6 @@ def _graph_order(index: Any) -> IntArray:
 
 
 _SORT_QUERIES = 256  # batches at least this large are searched in order of their cells
-
-
-def _hnsw_params(ef: int) -> Any:
-    return _faiss().SearchParametersHNSW(efSearch=int(ef))
 
 
 def _default_nlist(n: int) -> int:

@@ -114,28 +114,28 @@ class ALSRecommender(FactorRecommender):
         ``x = A^-1 sum_j c_j y_j``, so ``score_i = y_i . x = sum_j c_j (y_i^T A^-1 y_j)``: the
         j-th term is heard item j's contribution to item i, and the terms add up to the score.
         """
-        _, items = self._factors()
         rows = np.asarray(item_rows, dtype=np.int64)
-        out_rows = np.full((len(rows), n), -1, dtype=np.int64)
-        out = np.zeros((len(rows), n), dtype=np.float32)
         lo, hi = user_items.indptr[0], user_items.indptr[1]
         heard = np.asarray(user_items.indices[lo:hi], dtype=np.int64)
         c = np.asarray(user_items.data[lo:hi], dtype=np.float64)
         if len(heard) == 0 or len(rows) == 0:
-            return out_rows, out
-        contrib = self._contributions(heard, c, rows).T  # one row per recommended item
-        take = min(n, len(heard))
-        best = np.argsort(-contrib, axis=1, kind="stable")[:, :take]
-        values = contrib[np.arange(len(rows))[:, None], best]
+            return np.full((len(rows), n), -1, dtype=np.int64), np.zeros((len(rows), n), np.float32)
+        contrib = self._contributions(heard, c, rows)  # one row per recommended item
+        best = np.argsort(-contrib, axis=1, kind="stable")[:, :n]
+        values = np.take_along_axis(contrib, best, axis=1)
         positive = values > 0
-        out_rows[:, :take] = np.where(positive, heard[best], -1)
-        out[:, :take] = np.where(positive, values, 0.0)
-        return out_rows, out
+        found = np.where(positive, heard[best], -1)
+        weights = np.where(positive, values, 0.0).astype(np.float32)
+        if found.shape[1] < n:  # fewer heard items than reasons asked for
+            pad = n - found.shape[1]
+            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+            weights = np.pad(weights, ((0, 0), (0, pad)))
+        return found, weights
 
     def _contributions(
         self, heard: IntArray, c: npt.NDArray[np.float64], rows: IntArray
     ) -> npt.NDArray[np.float64]:
-        """``c_j y_j^T A^-1 y_i`` for heard items j (rows of the result) and items i (columns)."""
+        """``c_j y_j^T A^-1 y_i`` for items i (rows of the result) and heard items j (columns)."""
         _, items = self._factors()
         basis = self.prepare_explain()
         nh = len(heard)
@@ -143,18 +143,19 @@ class ALSRecommender(FactorRecommender):
             # Woodbury: with P = Y G^-1 and D = diag(c - 1), Y A^-1 Yr^T = (I + P Y^T D)^-1 P Yr^T,
             # an n_heard x n_heard solve instead of factorising A (factors x factors) per request.
             # P's rows come from a table made once per model (prepare_explain), and both
-            # products are one float32 GEMM: its error (~1e-6) is far below the reasons' spread.
-            both = items[np.concatenate((heard, rows))]
-            prod = (basis[heard] @ both.T).astype(np.float64)
+            # products are one float32 GEMM: its error (~1e-6) is far below the reasons' spread;
+            # the solve is in float64.
+            both = items.take(np.concatenate((heard, rows)), axis=0)
+            prod = (basis.take(heard, axis=0) @ both.T).astype(np.float64)
             lhs = prod[:, :nh] * (c - 1.0)
-            lhs.flat[:: nh + 1] += 1.0
-            _, _, solved, info = _dgesv(lhs, prod[:, nh:], overwrite_a=1)
+            lhs.ravel()[:: nh + 1] += 1.0  # lhs is a new C-contiguous array: ravel is a view
+            _, _, solved, info = _dgesv(lhs, prod[:, nh:], overwrite_a=1, overwrite_b=1)
             if info == 0:
-                return np.asarray(solved, dtype=np.float64) * c[:, None]
+                return np.asarray(solved.T * c, dtype=np.float64)
         y = items[heard].astype(np.float64)
         targets = items[rows].astype(np.float64)
         a = self._gram() + (y.T * (c - 1.0)) @ y
-        return np.asarray((y @ np.linalg.lstsq(a, targets.T, rcond=None)[0]) * c[:, None])
+        return np.asarray((y @ np.linalg.lstsq(a, targets.T, rcond=None)[0]) * c[:, None]).T
 
     def prepare_explain(self) -> npt.NDArray[np.float32] | None:
         """``Y (YtY + reg I)^-1``, one row per item, once per fitted model (None if singular).

@@ -211,7 +211,7 @@ class Answerer:
             if row < 0 or not math.isfinite(score):
                 continue  # padding: fewer than k items were left
             because = tuple(reasons[i]) if reasons is not None else ()
-            out.append(ScoredItem(ids[row], names[row], score, because, row == new_item_row))
+            out.append(ScoredItem(ids[row], names[row], score, because, row == new_item_row, row))
         return out
 
 

@@ -37,7 +37,6 @@ class Observed(NamedTuple):
 @dataclass
 class _Period:
     bundle: ModelBundle
-    row_of: Callable[[str], int | None]
     served: bytearray  # one byte per catalogue row: plain indexing, faster than numpy scalars
     primary: list[int]
     started: float
@@ -74,10 +73,11 @@ class CoverageTracker:
         self._arms: dict[str, _Period] = {}
         self._lock = threading.Lock()
 
-    def observe(self, arm: str, bundle: ModelBundle, item_ids: Iterable[str]) -> Observed:
+    def observe(self, arm: str, bundle: ModelBundle, item_rows: Iterable[int]) -> Observed:
+        """One answer of ``arm`` shown: its items as rows of ``bundle``'s catalogue."""
         period, new_catalogue = self._period(arm, bundle)
-        row_of, primary = period.row_of, period.primary
-        rows = [r for r in map(row_of, item_ids) if r is not None]
+        primary, n = period.primary, len(period.served)
+        rows = [r for r in item_rows if 0 <= r < n]
         with period.lock:
             now = self.clock()
             if now - period.started >= self.period_s:
@@ -106,6 +106,6 @@ class CoverageTracker:
             # A hot-swapped version starts a fresh period: its catalogue may differ.
             served = bytearray(len(bundle.items))
             primary = primary_tags(bundle).tolist()
-            period = _Period(bundle, bundle.items.get, served, primary, self.clock())
+            period = _Period(bundle, served, primary, self.clock())
             self._arms[arm] = period
             return period, True

@@ -306,7 +306,7 @@ class ServiceMetrics:
             self.moods.labels(arm, mood).inc()
         if bundle is None:
             return
-        seen = self.coverage.observe(arm, bundle, (i.item_id for i in items))
+        seen = self.coverage.observe(arm, bundle, (i.row for i in items))
         if seen.new_catalogue:
             self.catalogue_items.labels(arm).set(seen.catalogue)
         if seen.distinct != series.distinct:  # a gauge write is a file write with workers

