@@ -239,5 +239,5 @@ def test_hnsw_storage_answers_exact_scores_and_survives_saving(
 
 
 def test_an_unknown_hnsw_storage_is_refused(data: tuple[np.ndarray, np.ndarray]) -> None:
-    with pytest.raises(ConfigError, match="storage must be flat or sq8"):
+    with pytest.raises(ConfigError, match="storage must be one of flat, sq8"):
         index_class("hnsw").build(data[0], storage="pq")

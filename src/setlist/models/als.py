@@ -122,7 +122,7 @@ class ALSRecommender(FactorRecommender):
             return np.full((len(rows), n), -1, dtype=np.int64), np.zeros((len(rows), n), np.float32)
         contrib = self._contributions(heard, c, rows)  # one row per recommended item
         best = np.argsort(-contrib, axis=1, kind="stable")[:, :n]
-        values = np.take_along_axis(contrib, best, axis=1)
+        values = contrib[np.arange(len(rows))[:, None], best]  # take_along_axis, minus its checks
         positive = values > 0
         found = np.where(positive, heard[best], -1)
         weights = np.where(positive, values, 0.0).astype(np.float32)
