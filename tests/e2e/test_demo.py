@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.net import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +35,8 @@ def _setlist(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], httpx.Client]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "setlist", "serve", "--port", str(port)],
         env=env,

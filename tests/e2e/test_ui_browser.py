@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.net import free_port
 from tests.serve.tagged import save_tagged_bundle
 
 pytestmark = pytest.mark.e2e
@@ -42,12 +42,6 @@ TITLE = re.compile(r"^\d+\. ")
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)", allow_module_level=True)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -92,7 +86,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     root = tmp_path_factory.mktemp("ui-e2e")
     bundle = save_tagged_bundle(root / "bundle")
     env = _env(root / "home")
-    api_port, ui_port = _free_port(), _free_port()
+    api_port, ui_port = free_port(), free_port()
     api_url, ui_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
     api = _start(["serve", "--port", str(api_port), "--bundle", str(bundle)], env, root / "api.log")
     procs = [api]

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from setlist.events.schema import Event
+from tests.net import free_port
 
 POSTGRES_URL = os.environ.get(
     "SETLIST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -67,12 +68,6 @@ def redis_or_skip() -> str:
     except redis.RedisError as exc:
         pytest.skip(f"no Redis answers at {REDIS_URL}: {exc}")
     return REDIS_URL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float) -> bool:

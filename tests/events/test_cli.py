@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from setlist.events.store import open_store
-from tests.events.conftest import free_port, world_bundle
+from tests.events.conftest import world_bundle
 from tests.events.test_crash import Server
+from tests.net import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,8 @@ import pytest
 
 from setlist.events.store import open_store
 from setlist.events.store.postgres import PostgresEventStore
-from tests.events.conftest import free_port, private_postgres_url
+from tests.events.conftest import private_postgres_url
+from tests.net import free_port
 from tests.registry.bundles import save_bundle
 
 pytestmark = pytest.mark.integration

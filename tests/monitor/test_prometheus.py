@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from prometheus_client import generate_latest
 from setlist.monitor.metrics import LoopMetrics
 from setlist.serve.metrics import ServiceMetrics
 from tests.monitor.promtext import value
+from tests.net import free_port
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -190,12 +190,6 @@ def test_alert_rules_fire_on_the_right_series_only() -> None:
 # ------------------------------------------------------------------ a real Prometheus
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
     env.update(
@@ -330,7 +324,7 @@ def test_every_panel_and_alert_runs_on_a_real_prometheus(tmp_path: Path) -> None
         [*setlist, "train", "--models", "als"], env=env, capture_output=True, text=True, timeout=300
     )
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    api_port, loop_port, prom_port = _free_port(), _free_port(), _free_port()
+    api_port, loop_port, prom_port = free_port(), free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     procs = Processes(tmp_path)
     try:

@@ -4,7 +4,6 @@ memory, and several workers adding up into one scrape."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from setlist.serve import create_app
 from setlist.serve.coverage import UNTAGGED, CoverageTracker, primary_tags, tag_diversity
 from setlist.serve.resources import read_memory
 from tests.monitor.promtext import total, value
+from tests.net import free_port
 from tests.registry.bundles import save_bundle
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
@@ -274,12 +274,6 @@ def test_workers_get_the_commands_settings(tmp_path: Path, monkeypatch: pytest.M
     assert Settings() == settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _per_worker_requests(folder: Path) -> dict[str, float]:
     """Requests to the recommendations route, by the worker (pid) file that counted them."""
     counts: dict[str, float] = {}
@@ -315,7 +309,7 @@ def test_serve_with_two_workers_adds_their_counts_up(tmp_path: Path) -> None:
         PROMETHEUS_MULTIPROC_DIR=str(folder),
         SETLIST_ONLINE_UPDATES="false",  # the in-process bus cannot cross workers
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = ["-m", "setlist", "serve", "--workers", "2", "--port", str(port)]
     proc = subprocess.Popen(

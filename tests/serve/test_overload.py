@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from setlist.serve.limits import InFlightLimitMiddleware, Turns
+from tests.net import free_port
 from tests.serve.tagged import save_tagged_bundle
 
 
@@ -142,12 +142,6 @@ def test_a_cancelled_waiter_loses_no_turn() -> None:
     assert asyncio.run(run()) == [0, 1, 3, 4]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`setlist serve` over a tiny bundle with at most 2 requests in flight."""
@@ -161,7 +155,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         SETLIST_SWAP_INTERVAL_S="0",
         OPENBLAS_NUM_THREADS="1",
     )
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "setlist", "serve", "--bundle", str(bundle), "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -15,14 +15,9 @@ import pytest
 
 from setlist.errors import ConfigError
 from setlist.serve.workers import Supervisor, WorkerSpec, check_free, huge_page_tunables
+from tests.net import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, timeout: float = 60) -> None:
@@ -38,7 +33,7 @@ def _wait(url: str, timeout: float = 60) -> None:
 
 @pytest.fixture
 def supervised() -> Iterator[tuple[Supervisor, str]]:
-    port = _free_port()
+    port = free_port()
     supervisor = Supervisor(
         WorkerSpec("tests.serve.pid_app:app", "127.0.0.1", port, factory=False), 2
     )
@@ -124,7 +119,7 @@ def test_a_worker_that_dies_is_replaced(supervised: tuple[Supervisor, str]) -> N
 
 
 def test_a_start_up_failure_stops_the_service_with_its_exit_code() -> None:
-    port = _free_port()
+    port = free_port()
     supervisor = Supervisor(WorkerSpec("tests.serve.no_such_module:app", "127.0.0.1", port), 2)
     started = time.monotonic()
     code = supervisor.run()
