@@ -55,7 +55,9 @@ def test_reasons_are_heard_items_with_names() -> None:
     heard = {f"id{i}" for i in conf.indices}
     for per_item in reasons:
         assert len(per_item) <= 3
-        assert all(r.item_id in heard and r.name == "Name " + r.item_id[2:] for r in per_item)
+        assert all(
+            r["item_id"] in heard and r["name"] == "Name " + r["item_id"][2:] for r in per_item
+        )
 
 
 def test_a_model_without_attribution_gives_no_reasons() -> None:

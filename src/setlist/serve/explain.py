@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,8 +25,12 @@ log = logging.getLogger(__name__)
 MAX_BECAUSE = 3
 
 
-class Reason(NamedTuple):
-    """One heard item and how much it added to a recommended item's score."""
+class Reason(TypedDict):
+    """One heard item and how much it added to a recommended item's score.
+
+    A plain dict at run time, in the shape of the response's ``because`` entries: the hot route
+    writes it to JSON as it is (an answer builds 30 of them).
+    """
 
     item_id: str
     name: str
@@ -55,7 +59,7 @@ def explain(
     # Heard rows are -1 and weights 0 where the model found fewer positive contributions.
     return [
         [
-            Reason(item_ids[h], item_names[h], w)
+            {"item_id": item_ids[h], "name": item_names[h], "contribution": w}
             for h, w in zip(row_heard, row_weights, strict=True)
             if h >= 0 and 0.0 < w < math.inf
         ]

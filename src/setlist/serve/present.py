@@ -27,10 +27,7 @@ def items_public(
             name=i.name,
             score=i.score,
             propensity=p,
-            because=[
-                BecausePublic(item_id=r.item_id, name=r.name, contribution=r.contribution)
-                for r in i.because
-            ],
+            because=[BecausePublic(**r) for r in i.because],
             new_item=i.new_item,
         )
         for i, p in zip(items, props, strict=True)
@@ -71,10 +68,7 @@ def recommendations_json(
                 "name": i.name,
                 "score": i.score,
                 "propensity": p,
-                "because": [
-                    {"item_id": r.item_id, "name": r.name, "contribution": r.contribution}
-                    for r in i.because
-                ],
+                "because": i.because,  # Reason dicts, already in the response's shape
                 "new_item": i.new_item,
             }
             for i, p in zip(items, propensities, strict=True)
