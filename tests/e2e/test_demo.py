@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -11,14 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.net import free_port
+from tests.net import clean_env, free_port
 
 pytestmark = pytest.mark.e2e
 
 
 def _env(home: Path, mirror: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(SETLIST_HOME=str(home), OPENBLAS_NUM_THREADS="1", SETLIST_DOWNLOAD="false")
+    env = clean_env(SETLIST_HOME=str(home), OPENBLAS_NUM_THREADS="1", SETLIST_DOWNLOAD="false")
     if mirror is not None:
         env["SETLIST_DATA_MIRROR"] = str(mirror)
     return env

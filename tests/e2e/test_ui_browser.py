@@ -9,7 +9,6 @@ person can look at what the test saw.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.net import free_port
+from tests.net import clean_env, free_port
 from tests.serve.tagged import save_tagged_bundle
 
 pytestmark = pytest.mark.e2e
@@ -45,8 +44,7 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright i
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(SETLIST_HOME=str(home), OPENBLAS_NUM_THREADS="1", SETLIST_DOWNLOAD="false")
+    env = clean_env(SETLIST_HOME=str(home), OPENBLAS_NUM_THREADS="1", SETLIST_DOWNLOAD="false")
     return env
 
 

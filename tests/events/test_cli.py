@@ -12,7 +12,7 @@ import pytest
 from setlist.events.store import open_store
 from tests.events.conftest import world_bundle
 from tests.events.test_crash import Server
-from tests.net import free_port
+from tests.net import clean_env, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,7 @@ def setlist(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_simulate_then_evaluate_policy_then_train_with_events(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(
+    env = clean_env(
         SETLIST_HOME=str(tmp_path / "home"),
         SETLIST_DOWNLOAD="false",
         SETLIST_EXPLORE_MODE="epsilon",

@@ -10,7 +10,6 @@ API; a query error, or a panel without a series, fails the test.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from prometheus_client import generate_latest
 from setlist.monitor.metrics import LoopMetrics
 from setlist.serve.metrics import ServiceMetrics
 from tests.monitor.promtext import value
-from tests.net import free_port
+from tests.net import clean_env, free_port
 
 ROOT = Path(__file__).parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -191,8 +190,7 @@ def test_alert_rules_fire_on_the_right_series_only() -> None:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(
+    env = clean_env(
         SETLIST_HOME=str(home),
         SETLIST_DOWNLOAD="false",
         OPENBLAS_NUM_THREADS="1",

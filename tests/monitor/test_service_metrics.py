@@ -23,7 +23,7 @@ from setlist.serve import create_app
 from setlist.serve.coverage import UNTAGGED, CoverageTracker, primary_tags, tag_diversity
 from setlist.serve.resources import read_memory
 from tests.monitor.promtext import total, value
-from tests.net import free_port
+from tests.net import clean_env, free_port
 from tests.registry.bundles import save_bundle
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
@@ -302,8 +302,7 @@ def _wait_ready(proc: subprocess.Popen[str], url: str) -> None:
 def test_serve_with_two_workers_adds_their_counts_up(tmp_path: Path) -> None:
     bundle = save_bundle(tmp_path / "bundle")
     folder = tmp_path / "prom"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(
+    env = clean_env(
         SETLIST_HOME=str(tmp_path / "home"),
         OPENBLAS_NUM_THREADS="1",
         PROMETHEUS_MULTIPROC_DIR=str(folder),

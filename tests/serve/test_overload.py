@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from setlist.serve.limits import InFlightLimitMiddleware, Turns
-from tests.net import free_port
+from tests.net import clean_env, free_port
 from tests.serve.tagged import save_tagged_bundle
 
 
@@ -147,8 +146,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`setlist serve` over a tiny bundle with at most 2 requests in flight."""
     home = tmp_path_factory.mktemp("home")
     bundle = save_tagged_bundle(tmp_path_factory.mktemp("b") / "bundle", "hnsw")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SETLIST_", "MLFLOW_"))}
-    env.update(
+    env = clean_env(
         SETLIST_HOME=str(home),
         SETLIST_DOWNLOAD="false",
         SETLIST_MAX_IN_FLIGHT="2",

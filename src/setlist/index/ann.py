@@ -45,7 +45,6 @@ class FaissIndex(VectorIndex):
     """A faiss index with inner-product metric; subclasses say how it is built and tuned."""
 
     kind: ClassVar[str]
-    _at_effort: Any  # the faiss SearchParameters at the tuned effort, built once
 
     def __init__(self, index: Any, params: dict[str, Any], order: IntArray | None = None) -> None:
         super().__init__()
@@ -169,7 +168,7 @@ class HNSWIndex(FaissIndex):
 
     @property
     def graph(self) -> Any:
-        """The ``IndexHNSW`` itself (inside the re-ranking wrapper for ``sq8``)."""
+        """The ``IndexHNSW`` itself (inside the re-ranking wrapper when quantised)."""
         faiss = _faiss()
         index = self.index
         if isinstance(index, faiss.IndexRefine):
@@ -208,6 +207,7 @@ class IVFIndex(FaissIndex):
     """Inverted lists over k-means cells (``IndexIVFFlat``, inner product), ``nprobe`` read."""
 
     kind = "ivf"
+    _at_effort: Any  # the faiss SearchParameters at the tuned effort, built once
 
     @classmethod
     def default_effort(cls) -> int:
