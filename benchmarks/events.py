@@ -126,12 +126,12 @@ def over_http(server: Server, n: int, concurrency: int) -> float:
 
 
 def world_bundle(path: Path, preset: str) -> tuple[Path, list[str]]:
+    from setlist.bundle import ModelBundle
     from setlist.config import WeightConfig
     from setlist.data.clean import aggregate
     from setlist.data.synthetic import generate_preset
     from setlist.matrix import build_matrix, weight
     from setlist.models.als import ALSRecommender
-    from setlist.models.bundle import ModelBundle
 
     world = generate_preset(preset)
     train = build_matrix(aggregate(world.interactions))

@@ -31,8 +31,8 @@ from setlist.config import CleanConfig, SplitConfig, WeightConfig  # noqa: E402
 from setlist.data.sources import SourceConfig  # noqa: E402
 from setlist.matrix import weight  # noqa: E402
 from setlist.models.als import ALSRecommender  # noqa: E402
+from setlist.models.specs import ModelSpec  # noqa: E402
 from setlist.pipeline import fit, ingest, prepare  # noqa: E402
-from setlist.tune.specs import ModelSpec  # noqa: E402
 
 
 def raw_fit(matrix: sp.csr_matrix, factors: int, iterations: int) -> float:

@@ -38,8 +38,8 @@ from setlist.data.sources import SourceConfig  # noqa: E402
 from setlist.data.synthetic import generate_preset  # noqa: E402
 from setlist.evaluate.protocol import evaluate  # noqa: E402
 from setlist.matrix import weight  # noqa: E402
+from setlist.models.specs import ModelSpec  # noqa: E402
 from setlist.pipeline import fit, ingest, measure, prepare  # noqa: E402
-from setlist.tune.specs import ModelSpec  # noqa: E402
 
 
 def stage(name: str, results: list[tuple[str, float, float]], work: Callable[[], Any]) -> Any:

@@ -38,11 +38,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from setlist.bundle import ModelBundle  # noqa: E402
 from setlist.config import IndexConfig  # noqa: E402
 from setlist.index import ExactIndex, build_index, recall_at_k, set_search_threads  # noqa: E402
 from setlist.matrix import IdIndex  # noqa: E402
 from setlist.models.als import ALSRecommender  # noqa: E402
-from setlist.models.bundle import ModelBundle  # noqa: E402
 
 LUA_USERS = """
 local users = {}
@@ -364,7 +364,7 @@ class Probe(threading.Thread):
 
 
 def recommend_all_figures(args: argparse.Namespace, work: Path) -> None:
-    from setlist.serve.topk import recommend_all_local
+    from setlist.offline.topk import recommend_all_local
 
     print(f"recommend-all: {args.users:,} users x {args.items:,} items x 64 factors, k=100")
     bundle64 = synthetic_bundle(args.users, args.items, 64, args.per_user, 1, None)
@@ -414,7 +414,7 @@ def main() -> None:
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)  # the server process
     args = parser.parse_args()
     if args.serve_port:
-        from setlist.serve.workers import WorkerSpec, run_workers
+        from setlist.serve.runtime.workers import WorkerSpec, run_workers
 
         spec = WorkerSpec("benchmarks.serving:bench_app", "127.0.0.1", args.serve_port,
                           loop="uvloop", http="httptools", log_level="warning")  # fmt: skip

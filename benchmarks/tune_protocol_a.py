@@ -25,8 +25,9 @@ from pathlib import Path  # noqa: E402
 
 from setlist.config import CleanConfig, SplitConfig, WeightConfig  # noqa: E402
 from setlist.data.sources import SourceConfig  # noqa: E402
+from setlist.models.specs import ModelSpec  # noqa: E402
 from setlist.pipeline import ingest, prepare, train_one  # noqa: E402
-from setlist.tune.specs import ModelSpec, parse_budget  # noqa: E402
+from setlist.tune.budget import parse_budget  # noqa: E402
 from setlist.tune.study import TuneConfig, run_study  # noqa: E402
 
 

@@ -30,6 +30,7 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 
+from setlist.bundle import ModelBundle
 from setlist.config import CleanConfig, SplitConfig
 from setlist.data.clean import aggregate, kcore
 from setlist.data.loaders import load
@@ -43,9 +44,9 @@ from setlist.evaluate.protocol import MetricsReport, evaluate, relevant_items
 from setlist.evaluate.stats import PairedComparison, compare_paired
 from setlist.matrix import IdIndex, InteractionMatrix, build_matrix, weight
 from setlist.models.base import Recommender
-from setlist.models.bundle import ModelBundle
+from setlist.models.specs import ModelSpec
 from setlist.registry import ModelVersion, PromotionDecision, Registry
-from setlist.tune.specs import ModelSpec
+from setlist.registry.gate import promote
 
 if TYPE_CHECKING:
     from setlist.config import IndexConfig
@@ -290,7 +291,7 @@ def register_and_gate(
             fit_seconds=trained.usage.seconds,
             tags={"split": prepared.split.strategy, **(tags or {})},
         )
-    trained.decision = registry.promote_if_better(trained.version, comparison=comparison)
+    trained.decision = promote(registry, trained.version, comparison=comparison)
 
 
 def champion_comparison(

@@ -37,7 +37,7 @@ import polars as pl
 from setlist.data.schema import Dataset
 from setlist.errors import ConfigError
 from setlist.evaluate.counterfactual import LoggedImpressions
-from setlist.serve.explore import ExplorationPolicy
+from setlist.serve.answer.explore import ExplorationPolicy
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

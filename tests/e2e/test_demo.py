@@ -108,8 +108,8 @@ def _run_demo_and_serve(tmp_path: Path, mirror: Path | None, dataset: str, **set
     assert listed.returncode == 0, listed.stderr
     assert "champion" in listed.stdout
 
+    from setlist.bundle import ModelBundle
     from setlist.config import Settings
-    from setlist.models.bundle import ModelBundle
     from setlist.registry import Registry, RegistryConfig
 
     settings = Settings(home=tmp_path / "home")

@@ -10,9 +10,10 @@ import numpy.typing as npt
 import pytest
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import DataError, ModelError
 from setlist.evaluate.protocol import evaluate, relevant_items
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.models.base import Recommender
 from setlist.models.popularity import PopularityRecommender
 
 

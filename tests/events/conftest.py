@@ -124,12 +124,12 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def world_bundle(path: Path, preset: str = "tiny") -> Path:
     """An ALS bundle trained on a synthetic world (what `setlist simulate -d synthetic:tiny`
     expects the service to serve)."""
+    from setlist.bundle import ModelBundle
     from setlist.config import WeightConfig
     from setlist.data.clean import aggregate
     from setlist.data.synthetic import generate_preset
     from setlist.matrix import build_matrix, weight
     from setlist.models.als import ALSRecommender
-    from setlist.models.bundle import ModelBundle
 
     world = generate_preset(preset)
     train = build_matrix(aggregate(world.interactions))

@@ -18,7 +18,7 @@ from setlist.evaluate.counterfactual import (
     item_reward_model,
 )
 from setlist.events.store.base import FRAME_SCHEMA
-from setlist.serve.explore import ExplorationPolicy
+from setlist.serve.answer.explore import ExplorationPolicy
 from setlist.simulate import ListenerModel, simulate_logs
 
 K = 5

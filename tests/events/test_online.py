@@ -11,7 +11,7 @@ from setlist.events.bus.base import Consumer, Delivery, EventBus
 from setlist.events.bus.memory import MemoryBus
 from setlist.events.online import OnlineUpdater
 from setlist.events.schema import Event
-from setlist.serve.online import InMemoryOnlineHistory
+from setlist.serve.answer.online import InMemoryOnlineHistory
 from tests.events.conftest import make_event
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from setlist.arrays import sha256_file
 from setlist.errors import ArtifactError, ConfigError, ModelError
 from setlist.models import load_model, model_class
-from setlist.models.base import _REGISTRY, Recommender, sha256_file
+from setlist.models.base import _REGISTRY, Recommender
 
 KINDS = sorted(_REGISTRY)
 SMALL_PARAMS: dict[str, dict[str, Any]] = {

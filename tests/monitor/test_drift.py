@@ -32,8 +32,8 @@ from setlist.monitor.drift import (
     listens_per_user,
     ratio_bootstrap,
     windows,
-    write_report,
 )
+from setlist.monitor.drift_report import write_html
 from setlist.simulate import ListenerModel
 
 WINDOW_S = 3600.0
@@ -375,7 +375,7 @@ def test_the_html_report_is_self_contained(
 ) -> None:
     reference, current = windows(stable, WINDOW_S, end_of(20))
     report = check_drift(reference, current, DriftConfig(), **world["known"])
-    path = write_report(report, reference, current, tmp_path / "out" / "drift.html")
+    path = write_html(report, reference, current, tmp_path / "out" / "drift.html")
     text = path.read_text()
     assert text.count("<img") == text.count("data:image/png;base64,") == 3
     assert "src='http" not in text and "<script" not in text and "<link" not in text

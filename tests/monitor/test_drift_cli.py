@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from setlist.bundle import ModelBundle
 from setlist.cli import app
 from setlist.cli.common import console
 from setlist.config import Settings, WeightConfig, get_settings
@@ -27,7 +28,6 @@ from setlist.events.store import open_store
 from setlist.events.store.base import from_us
 from setlist.matrix import build_matrix, weight
 from setlist.models.als import ALSRecommender
-from setlist.models.bundle import ModelBundle
 from setlist.registry import Registry, RegistryConfig
 from setlist.simulate import ListenerModel
 from tests.monitor.test_drift import START_US, WINDOW_S, Traffic

@@ -24,7 +24,8 @@ from setlist.events.schema import Event
 from setlist.monitor.loop import Decision, Loop
 from setlist.monitor.retrain import shuffle_items
 from setlist.pipeline import ingest, prepare, run
-from setlist.serve.state import ModelState, load_version
+from setlist.serve.answer.state import ModelState
+from setlist.serve.runtime.versions import load_version
 from setlist.simulate import ListenerModel, window_traffic
 
 WINDOW_S = 600.0

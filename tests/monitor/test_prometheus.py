@@ -26,7 +26,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from setlist.monitor.metrics import LoopMetrics
-from setlist.serve.metrics import ServiceMetrics
+from setlist.serve.runtime.metrics import ServiceMetrics
 from tests.monitor.promtext import value
 from tests.net import clean_env, free_port
 

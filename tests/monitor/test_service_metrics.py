@@ -15,13 +15,13 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from setlist.bundle import ModelBundle
 from setlist.cli.serve import metrics_folder, settings_environment
 from setlist.config import Settings
 from setlist.errors import ConfigError
-from setlist.models.bundle import ModelBundle
 from setlist.serve import create_app
-from setlist.serve.coverage import UNTAGGED, CoverageTracker, primary_tags, tag_diversity
-from setlist.serve.resources import read_memory
+from setlist.serve.runtime.coverage import UNTAGGED, CoverageTracker, primary_tags, tag_diversity
+from setlist.serve.runtime.resources import read_memory
 from tests.monitor.promtext import total, value
 from tests.net import clean_env, free_port
 from tests.registry.bundles import save_bundle
@@ -217,14 +217,14 @@ def test_memory_under_a_cgroup_limit_is_its_working_set(tmp_path: Path) -> None:
 
 _WORKER = """
 import sys
-from setlist.serve.metrics import ServiceMetrics
+from setlist.serve.runtime.metrics import ServiceMetrics
 m = ServiceMetrics()
 for _ in range(int(sys.argv[1])):
     m.observe("/v1/x", "GET", 200, 0.01, "a")
 m.model_loaded.labels("a").set(1)
 """
 _SCRAPE = """
-from setlist.serve.metrics import ServiceMetrics
+from setlist.serve.runtime.metrics import ServiceMetrics
 print(ServiceMetrics().render().decode())
 """
 
@@ -357,7 +357,7 @@ def test_each_worker_reads_every_event_in_a_group_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from setlist.config import get_settings
-    from setlist.serve import app as app_module
+    from setlist.serve.api import app as app_module
 
     seen: list[str] = []
     monkeypatch.setattr(app_module, "create_app", lambda s, b=None: seen.append(s.events_group))

@@ -7,12 +7,12 @@ from typing import Any
 
 import polars as pl
 
+from setlist.bundle import ModelBundle
 from setlist.config import WeightConfig
 from setlist.data.schema import INTERACTION_SCHEMA, ITEM_SCHEMA
 from setlist.matrix import InteractionMatrix, build_matrix, weight
 from setlist.models.als import ALSRecommender
 from setlist.models.base import Recommender
-from setlist.models.bundle import ModelBundle
 from setlist.models.popularity import PopularityRecommender
 
 # Two taste clusters, plus ids with unicode and a slash (real artist names look like that).

@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from setlist.bundle import ModelBundle
 from setlist.config import Settings
 from setlist.errors import ArtifactError, ConfigError, NotFoundError, RegistryError
-from setlist.models.bundle import ModelBundle
 from setlist.registry import CHAMPION, ModelVersion, Registry, RegistryConfig
+from setlist.registry.gate import promote
 from tests.registry.bundles import save_bundle
 
 
@@ -133,12 +134,12 @@ def test_unknown_versions_and_aliases_are_not_found(registry: Registry) -> None:
 
 def test_gate_promotes_first_and_better_only(registry: Registry, store: dict[str, Any]) -> None:
     first = _log(registry, store["pop"], 0.20)
-    decision = registry.promote_if_better(first)
+    decision = promote(registry, first)
     assert decision.promoted and decision.champion_before is None
     assert decision.candidate.aliases == [CHAMPION]
 
     worse = _log(registry, store["pop"], 0.10)
-    decision = registry.promote_if_better(worse)
+    decision = promote(registry, worse)
     assert not decision.promoted
     assert decision.champion_value == pytest.approx(0.20)
     assert decision.candidate_value == pytest.approx(0.10)
@@ -146,14 +147,14 @@ def test_gate_promotes_first_and_better_only(registry: Registry, store: dict[str
     assert "not higher" in decision.reason
 
     equal = _log(registry, store["pop"], 0.20)
-    assert not registry.promote_if_better(equal).promoted
+    assert not promote(registry, equal).promoted
 
     better = _log(registry, store["als"], 0.30)
-    decision = registry.promote_if_better(better)
+    decision = promote(registry, better)
     assert decision.promoted
     champion = registry.champion()
     assert champion is not None and champion.version == better.version
-    assert not registry.promote_if_better(champion).promoted  # already champion
+    assert not promote(registry, champion).promoted  # already champion
 
     # The decision is recorded on the runs (and on the versions, for listing).
     run = _run(registry, worse.run_id)
@@ -173,16 +174,16 @@ def test_gate_needs_the_metric_and_a_finite_value(
 ) -> None:
     mv = _log(registry, store["pop"], 0.2)
     with pytest.raises(ConfigError, match="recall@10"):
-        registry.promote_if_better(mv, metric="recall@10")
+        promote(registry, mv, metric="recall@10")
     broken = _log(registry, store["pop"], float("nan"))
-    decision = registry.promote_if_better(broken)
+    decision = promote(registry, broken)
     assert not decision.promoted and "finite" in decision.reason
     assert registry.champion() is None
 
 
 def test_download_round_trip(registry: Registry, store: dict[str, Any], tmp_path: Path) -> None:
     mv = _log(registry, store["als"], 0.4)
-    registry.promote_if_better(mv)
+    promote(registry, mv)
     original = ModelBundle.load(store["als"])
     loaded = registry.load_champion(tmp_path / "dl")
     assert loaded is not None
@@ -203,7 +204,7 @@ def test_corrupted_artifacts_are_refused(
     registry: Registry, store: dict[str, Any], tmp_path: Path
 ) -> None:
     mv = _log(registry, store["als"], 0.4)
-    registry.promote_if_better(mv)
+    promote(registry, mv)
     artifacts = Path(_run(registry, mv.run_id).info.artifact_uri.removeprefix("file://"))
     npz = artifacts / "model" / "bundle.npz"
     npz.write_bytes(npz.read_bytes()[:-10])

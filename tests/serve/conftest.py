@@ -13,8 +13,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
+from setlist.bundle import ModelBundle
 from setlist.config import Settings
-from setlist.models.bundle import ModelBundle
 from setlist.serve import create_app
 from tests.registry.bundles import save_bundle
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import polars as pl
 
+from setlist.bundle import ModelBundle
 from setlist.config import IndexConfig
-from setlist.models.bundle import ModelBundle
 from tests.registry.bundles import fit, items_meta
 
 TAGS: list[tuple[str, str, int]] = [

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from setlist.errors import ConfigError
 from setlist.registry import Registry, RegistryConfig
 from setlist.serve import create_app
-from setlist.serve.abtest import Arm, Arms, ArmSpec, bucket, parse_arms
-from setlist.serve.state import ModelState
+from setlist.serve.answer.state import ModelState
+from setlist.serve.runtime.abtest import Arm, Arms, ArmSpec, bucket, parse_arms
 from tests.serve.conftest import make_settings
 
 

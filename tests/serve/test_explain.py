@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from setlist.config import WeightConfig
 from setlist.matrix import weight
 from setlist.models.popularity import PopularityRecommender
-from setlist.serve.answer import _row_view
-from setlist.serve.explain import explain
+from setlist.serve.answer.answerer import _row_view
+from setlist.serve.answer.explain import explain
 from tests.registry.bundles import fit
 
 

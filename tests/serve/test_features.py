@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from setlist.models.bundle import ModelBundle
+from setlist.bundle import ModelBundle
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle

@@ -9,7 +9,7 @@ import pytest
 from fastapi import APIRouter, Request, Response
 
 from setlist.serve import create_app
-from setlist.serve.hotpath import HotPathMiddleware, parse_request
+from setlist.serve.api.hotpath import HotPathMiddleware, parse_request
 from tests.serve.conftest import TestClient, make_settings
 from tests.serve.tagged import save_tagged_bundle
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from setlist.models.bundle import ModelBundle
-from setlist.serve.online import InMemoryOnlineHistory
-from setlist.serve.state import PERSONALIZED_ONLINE, POPULAR_FALLBACK, ModelState
+from setlist.bundle import ModelBundle
+from setlist.serve.answer.online import InMemoryOnlineHistory
+from setlist.serve.answer.state import PERSONALIZED_ONLINE, POPULAR_FALLBACK, ModelState
 
 
 def _state(bundle_dir: Path) -> ModelState:
     bundle = ModelBundle.load(bundle_dir)
-    from setlist.serve.state import ModelInfo
+    from setlist.serve.answer.state import ModelInfo
 
     return ModelState(bundle, ModelInfo.from_bundle(bundle), online=InMemoryOnlineHistory())
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from setlist.serve.limits import InFlightLimitMiddleware, Turns
+from setlist.serve.api.limits import InFlightLimitMiddleware, Turns
 from tests.net import clean_env, free_port
 from tests.serve.tagged import save_tagged_bundle
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.serve.ranking import META_TAGS, Ranker, RankingConfig, tag_clusters
-from setlist.serve.retrieval import DenseTaste
+from setlist.serve.answer.ranking import META_TAGS, Ranker, RankingConfig, tag_clusters
+from setlist.serve.answer.retrieval import DenseTaste
 
 # Ten items, scores 10..1 (item 0 best); tags: rock (items 0-5), pop (6-8), none (9).
 SCORES = np.arange(10, 0, -1).astype(np.float32)

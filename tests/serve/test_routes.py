@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from setlist.bundle import ModelBundle
 from setlist.errors import ModelError
-from setlist.models.bundle import ModelBundle
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
 

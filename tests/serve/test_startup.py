@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from setlist.config import Settings
 from setlist.registry import Registry, RegistryConfig
+from setlist.registry.gate import promote
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
 
@@ -38,7 +39,7 @@ def registry_settings(
         fit_seconds=0.1,
         tags={},
     )
-    assert registry.promote_if_better(version).promoted
+    assert promote(registry, version).promoted
     yield settings
 
 

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from setlist.bundle import ModelBundle
 from setlist.cli import app
-from setlist.models.bundle import ModelBundle
-from setlist.serve.topk import recommend_all_local, topk_rows
+from setlist.offline.topk import recommend_all_local, topk_rows
 from tests.serve.tagged import save_tagged_bundle
 
 
@@ -51,7 +51,7 @@ def test_cli_writes_every_user(hnsw_dir: Path, tmp_path: Path) -> None:
 )
 def test_ray_backend_matches_local(hnsw_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    from setlist.serve.topk import recommend_all_ray
+    from setlist.offline.topk import recommend_all_ray
 
     local = recommend_all_local(ModelBundle.load(hnsw_dir), 3, tmp_path / "local.parquet")
     ray_out = recommend_all_ray(hnsw_dir, 3, tmp_path / "ray.parquet", cpus=2)
@@ -67,7 +67,7 @@ def test_ray_backend_matches_local(hnsw_dir: Path, tmp_path: Path) -> None:
 def test_heard_lookup_matches_each_users_history() -> None:
     import scipy.sparse as sp
 
-    from setlist.serve.topk import _heard
+    from setlist.offline.topk import _heard
 
     rng = np.random.default_rng(0)
     seen = sp.random(40, 30, density=0.2, format="csr", random_state=1, dtype=np.float32)
@@ -127,7 +127,7 @@ def _factor_bundle(n_users: int, n_items: int, f: int, per_user: int) -> ModelBu
 
 def test_recommend_all_reaches_its_recall_on_the_lists_it_writes(tmp_path: Path) -> None:
     from setlist.config import IndexConfig
-    from setlist.serve.topk import batch_index, served_recall
+    from setlist.offline.topk import batch_index, served_recall
 
     bundle = _factor_bundle(600, 3000, 16, 20)
     config = IndexConfig(ann="ivf", exact_max_items=100, min_recall=0.9, recall_queries=150)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from setlist.errors import ConfigError
-from setlist.serve.workers import Supervisor, WorkerSpec, check_free, huge_page_tunables
+from setlist.serve.runtime.workers import Supervisor, WorkerSpec, check_free, huge_page_tunables
 from tests.net import free_port
 
 pytestmark = pytest.mark.e2e

@@ -6,13 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+from setlist.bundle import ModelBundle
 from setlist.config import CleanConfig, SplitConfig
 from setlist.data.schema import Dataset, empty_items
 from setlist.data.synthetic import generate_preset
 from setlist.data.validate import ValidationReport
-from setlist.models.bundle import ModelBundle
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, champion_per_user, measure, prepare, train_one
-from setlist.tune.specs import ModelSpec
 from setlist.tune.trials import tuning_split
 
 

@@ -45,7 +45,8 @@ def report(
     Examples: setlist drift report; setlist drift report --window 30m --end 2025-03-01T12:00
     """
     from setlist.events.store import open_store
-    from setlist.monitor.drift import check_drift, windows, write_report
+    from setlist.monitor.drift import check_drift, windows
+    from setlist.monitor.drift_report import write_html
     from setlist.registry import Registry, RegistryConfig
 
     settings = settings_with()
@@ -68,7 +69,7 @@ def report(
         reference, current = windows(events, config.window_s, end_us)
         spans = ((end_us - 2 * width, end_us - width), (end_us - width, end_us))
         result = check_drift(reference, current, config, spans=spans, **_known(model))
-        path = write_report(result, reference, current, out)
+        path = write_html(result, reference, current, out)
         say(f"report written to {path}")
         run_id = registry.log_run(
             "drift-report",
@@ -117,7 +118,7 @@ def parse_end(text: str) -> int:
 def _served(registry: Any, version: str, folder: Path) -> tuple[str, Any]:
     """(description, bundle) of the version whose users and items are known; no champion is
     not an error (the checks that need a model say so), an unknown explicit version is."""
-    from setlist.models.bundle import ModelBundle
+    from setlist.bundle import ModelBundle
     from setlist.registry import CHAMPION
 
     if version == CHAMPION and registry.champion() is None:
@@ -129,7 +130,7 @@ def _served(registry: Any, version: str, folder: Path) -> tuple[str, Any]:
 def _known(bundle: Any) -> dict[str, Any]:
     if bundle is None:
         return {}
-    from setlist.index.build import factor_vectors
+    from setlist.models.base import factor_vectors
 
     vectors = factor_vectors(bundle.model)
     return {

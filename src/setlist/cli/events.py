@@ -125,7 +125,7 @@ def evaluate_policy(
 
 
 def _load_bundle(settings: Settings, candidate: str, folder: Path | None) -> Any:
-    from setlist.models.bundle import ModelBundle
+    from setlist.bundle import ModelBundle
 
     if folder is not None:
         return ModelBundle.load(folder)

@@ -44,7 +44,7 @@ def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
     if settings.workers > 1:
         serve_workers(settings, bundle)
         return
-    from setlist.serve.app import create_app
+    from setlist.serve.api.app import create_app
 
     uvicorn.run(
         create_app(settings, bundle),
@@ -60,12 +60,12 @@ def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
     """``settings.workers`` uvicorn workers, each building its app from the environment.
 
     The workers are fresh processes, each on its own ``SO_REUSEPORT`` socket (see
-    :mod:`setlist.serve.workers`): they get this command's settings as environment variables,
-    and a metrics folder (``PROMETHEUS_MULTIPROC_DIR``) set before they import
+    :mod:`setlist.serve.runtime.workers`): they get this command's settings as environment
+    variables, and a metrics folder (``PROMETHEUS_MULTIPROC_DIR``) set before they import
     prometheus_client, so that ``/metrics`` on any worker adds up all of them.
     """
-    from setlist.serve.app import WORKER_BUNDLE_ENV
-    from setlist.serve.workers import WorkerSpec, run_workers
+    from setlist.serve.api.app import WORKER_BUNDLE_ENV
+    from setlist.serve.runtime.workers import WorkerSpec, run_workers
 
     if settings.online_updates and settings.events_bus_url.startswith("memory://"):
         raise ConfigError(
@@ -79,7 +79,7 @@ def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
         if bundle is not None:
             os.environ[WORKER_BUNDLE_ENV] = str(bundle.resolve())
-        spec = WorkerSpec("setlist.serve.app:worker_app", settings.host, settings.port)
+        spec = WorkerSpec("setlist.serve.api.app:worker_app", settings.host, settings.port)
         code = run_workers(spec, settings.workers)
     if code:
         raise typer.Exit(code)
@@ -136,7 +136,7 @@ def recommend_all(
     """
     if backend not in ("local", "ray"):
         raise typer.BadParameter(f"--backend must be local or ray, got {backend!r}")
-    from setlist.serve.topk import recommend_all_local, recommend_all_ray
+    from setlist.offline.topk import recommend_all_local, recommend_all_ray
 
     settings = settings_with()
     with tempfile.TemporaryDirectory(prefix="setlist-topk-") as tmp:
@@ -144,7 +144,7 @@ def recommend_all(
         if backend == "ray":
             result = recommend_all_ray(folder, k, out, cpus)
         else:
-            from setlist.models.bundle import ModelBundle
+            from setlist.bundle import ModelBundle
 
             result = recommend_all_local(
                 ModelBundle.load(folder), k, out, cpus, min_recall=settings.index_min_recall

@@ -50,7 +50,7 @@ SeedOpt = Annotated[int | None, typer.Option(help="Seed of the split and the mod
 
 def model_specs(models: str, params: list[str] | None, settings: Settings) -> list[Any]:
     """Specs for ``--models`` and ``--param``; unknown names or bad values fail here."""
-    from setlist.tune.specs import build_specs, parse_kinds, parse_overrides
+    from setlist.models.specs import build_specs, parse_kinds, parse_overrides
 
     kinds = parse_kinds(models)
     defaults: dict[str, dict[str, Any]] = {
@@ -216,9 +216,9 @@ def evaluate_cmd(
 
     import numpy as np
 
+    from setlist.bundle import ModelBundle
     from setlist.evaluate.metrics import ranking_metrics
     from setlist.evaluate.protocol import relevant_items
-    from setlist.models.bundle import ModelBundle
     from setlist.pipeline import bundle_ranked
     from setlist.registry import Registry, RegistryConfig
 

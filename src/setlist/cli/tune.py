@@ -58,7 +58,8 @@ def tune(
     import time
 
     from setlist.config import WeightConfig
-    from setlist.tune.specs import parse_budget, parse_kinds, parse_overrides
+    from setlist.models.specs import parse_kinds, parse_overrides
+    from setlist.tune.budget import parse_budget
     from setlist.tune.study import TuneConfig, check_budget, check_config, run_study
 
     started = time.monotonic()  # the budget covers reading the data too

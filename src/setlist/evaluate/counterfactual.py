@@ -2,7 +2,7 @@
 
 Setting. Each logged *request* showed a slate of items to one listener; every shown item was
 logged as an ``impression`` with its *propensity* p(a | x): the probability that the logging
-policy (``setlist.serve.explore``) shows item a to that listener at all. Its *reward* r is 1
+policy (``setlist.serve.answer.explore``) shows item a to that listener at all. Its *reward* r is 1
 when the listener listened to (or liked, or playlisted) it within a window after the
 impression, else 0. The candidate would show the slate S(x) of k_x items. Its value is the
 expected listen rate per shown item, ``V = E_x[ (1/k_x) sum_{a in S(x)} E[r | x, a] ]``,

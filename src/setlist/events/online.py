@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class HistorySink(Protocol):
-    """Where the updater writes (``setlist.serve.online.OnlineHistory`` satisfies it)."""
+    """Where the updater writes (``setlist.serve.answer.online.OnlineHistory`` satisfies it)."""
 
     def add(self, user_id: str, item_id: str, weight: float) -> None: ...
 

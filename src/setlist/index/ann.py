@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray
 from setlist.errors import ConfigError
 from setlist.index.base import VectorIndex
-from setlist.models.base import FloatArray, IntArray
 
 
 def _faiss() -> Any:

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
+from setlist.arrays import FloatArray, IntArray, sha256_file
 from setlist.errors import ArtifactError, ConfigError
-from setlist.models.base import FloatArray, IntArray, sha256_file
 
 INDEX_FORMAT = 1
 _KINDS: dict[str, type[VectorIndex]] = {}

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from setlist.arrays import FloatArray, IntArray
 from setlist.config import IndexConfig
 from setlist.errors import ConfigError, ModelError
 from setlist.index.base import VectorIndex, index_class
 from setlist.index.exact import ExactIndex
-from setlist.models.base import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
 
@@ -116,21 +116,6 @@ def _tune_effort(
         ok, mid = reaches(mid)
         passing, failing = (mid, failing) if ok else (passing, mid)
     index.set_effort(passing)
-
-
-def factor_vectors(model: object) -> tuple[FloatArray, FloatArray] | None:
-    """(user vectors, item vectors) of a model whose score is their dot product, else None.
-
-    Factor models (ALS, BPR) keep them as ``user_factors_`` / ``item_factors_``; a model
-    without both (popularity, neighbourhood models, EASE) is served by its own scoring.
-    """
-    users = getattr(model, "user_factors_", None)
-    items = getattr(model, "item_factors_", None)
-    if not isinstance(users, np.ndarray) or not isinstance(items, np.ndarray):
-        return None
-    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-        return None
-    return users, items
 
 
 def recall_at_k(found: IntArray, truth: IntArray) -> float:

@@ -7,9 +7,9 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 
+from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ConfigError
 from setlist.index.base import VectorIndex
-from setlist.models.base import FloatArray, IntArray, top_k
 
 _BLOCK_CELLS = 1 << 24  # scores held at once per block (64 MiB of float32)
 

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from scipy.linalg.lapack import dgesv as _dgesv
 from threadpoolctl import threadpool_limits
 
+from setlist.arrays import FloatArray, IntArray
 from setlist.errors import ConfigError
-from setlist.models.base import FloatArray, IntArray
 from setlist.models.factors import FactorRecommender
 
 

@@ -8,7 +8,6 @@ and metadata to JSON with the arrays' SHA-256, and load without pickle, checking
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from abc import ABC, abstractmethod
@@ -20,10 +19,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray, sha256_file, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float32]
 ARTIFACT_FORMAT = 1
 _REGISTRY: dict[str, type[Recommender]] = {}
 
@@ -170,6 +168,21 @@ class Recommender(ABC):
         return model
 
 
+def factor_vectors(model: object) -> tuple[FloatArray, FloatArray] | None:
+    """(user vectors, item vectors) of a model whose score is their dot product, else None.
+
+    Factor models (ALS, BPR) keep them as ``user_factors_`` / ``item_factors_``; a model
+    without both (popularity, neighbourhood models, EASE) is served by its own scoring.
+    """
+    users = getattr(model, "user_factors_", None)
+    items = getattr(model, "item_factors_", None)
+    if not isinstance(users, np.ndarray) or not isinstance(items, np.ndarray):
+        return None
+    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
+        return None
+    return users, items
+
+
 def model_class(kind: str) -> type[Recommender]:
     """The model class registered under ``kind`` (``als``, ``popularity``, ...)."""
     try:
@@ -210,35 +223,3 @@ def load_model(path: Path) -> Recommender:
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{npz}: arrays do not fit a {model.kind!r} model: {exc}") from exc
     return model
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
-    """Row-wise top-k (descending) of a dense score block, ties broken by lower column.
-
-    A ``-inf`` score marks an excluded item (seen, or the query item itself), so its row is
-    returned as -1 like padding; otherwise a k near the catalogue size would leak it back.
-    """
-    n, m = scores.shape
-    kk = min(k, m)
-    ids = np.full((n, k), -1, dtype=np.int64)
-    out = np.full((n, k), -np.inf, dtype=np.float32)
-    if kk == 0:
-        return ids, out
-    if kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    else:
-        part = np.tile(np.arange(m), (n, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    ids[:, :kk] = np.take_along_axis(part, order, axis=1)
-    out[:, :kk] = np.take_along_axis(part_scores, order, axis=1)
-    ids[out == -np.inf] = -1
-    return ids, out

@@ -20,8 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray
 from setlist.errors import ArtifactError, ConfigError, ModelError
-from setlist.models.base import FloatArray, IntArray, Recommender, model_class
+from setlist.models.base import Recommender, model_class
 from setlist.models.knn import InputWeighting, WeightsInput
 
 NORMALIZE = ("zscore", "max", "none")

@@ -18,8 +18,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from setlist.arrays import FloatArray, IntArray
 from setlist.errors import ConfigError
-from setlist.models.base import FloatArray, IntArray
 from setlist.models.factors import FactorRecommender
 from setlist.models.knn import WeightsInput
 

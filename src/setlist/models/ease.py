@@ -22,8 +22,9 @@ import numpy.typing as npt
 import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.models.base import Recommender
 from setlist.models.knn import WeightsInput
 
 #: Dense n x n float32 matrices alive at the peak of a fit (Gram/inverse, and the sparse Gram).

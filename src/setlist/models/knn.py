@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
 from setlist.matrix import bm25
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.models.base import Recommender
 
 SCHEMES = ("none", "linear", "log1p", "bm25")
 SIMILARITIES = ("cosine", "bm25")

@@ -8,8 +8,9 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ArtifactError, ModelError
-from setlist.models.base import FloatArray, IntArray, Recommender, top_k
+from setlist.models.base import Recommender
 
 
 class PopularityRecommender(Recommender):

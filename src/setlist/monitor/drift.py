@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -76,7 +75,6 @@ __all__ = [
     "check_drift",
     "engagement",
     "windows",
-    "write_report",
 ]
 
 
@@ -214,15 +212,6 @@ def check_drift(
         _listen_through(reference, current, config),
     ]
     return DriftReport(*summaries, checks, True)
-
-
-def write_report(
-    report: DriftReport, reference: pl.DataFrame, current: pl.DataFrame, path: Path
-) -> Path:
-    """A self-contained HTML drift report (:mod:`setlist.monitor.drift_report`)."""
-    from setlist.monitor.drift_report import write_html
-
-    return write_html(report, reference, current, path)
 
 
 # ------------------------------------------------------------------ figures the checks use

@@ -38,16 +38,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from setlist.bundle import ModelBundle
 from setlist.config import LoopConfig
 from setlist.data.schema import Dataset
 from setlist.data.validate import ValidationReport
 from setlist.events.store.base import FRAME_SCHEMA, EventStore
-from setlist.models.bundle import ModelBundle
+from setlist.models.specs import ModelSpec
 from setlist.monitor.drift import DriftConfig, DriftReport, check_drift
 from setlist.monitor.metrics import LoopMetrics
 from setlist.monitor.retrain import RetrainConfig, RetrainResult, Transform, describe, retrain
 from setlist.registry import Registry
-from setlist.tune.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 US = 1_000_000

@@ -29,13 +29,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from setlist.bundle import ModelBundle
 from setlist.config import CleanConfig, IndexConfig, SplitConfig, WeightConfig
 from setlist.data.schema import INTERACTION_SCHEMA, Dataset, conform
 from setlist.data.validate import ValidationReport
 from setlist.evaluate.protocol import evaluate
 from setlist.events.training import MergeReport, event_weights, merge_events
 from setlist.events.weights import FeedbackWeights
-from setlist.models.bundle import ModelBundle
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import (
     Prepared,
     TrainedModel,
@@ -47,7 +48,6 @@ from setlist.pipeline import (
 )
 from setlist.registry import PromotionDecision, Registry
 from setlist.registry.gate import MIN_USERS
-from setlist.tune.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -38,17 +38,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from setlist.arrays import sha256_file
+from setlist.bundle import ModelBundle
 from setlist.errors import ArtifactError, NotFoundError, RegistryError
-from setlist.models.base import sha256_file
-from setlist.models.bundle import ModelBundle
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
     from mlflow.tracking import MlflowClient
 
     from setlist.config import Settings
-    from setlist.evaluate.stats import PairedComparison
-    from setlist.registry.gate import PromotionDecision
 
 log = logging.getLogger(__name__)
 
@@ -269,21 +267,6 @@ class Registry:
         mv = self.get(version)
         with self._errors(f"setting alias {alias!r} to version {mv.version}"):
             self._client.set_registered_model_alias(self.config.model_name, alias, mv.version)
-
-    def promote_if_better(
-        self,
-        candidate: ModelVersion,
-        metric: str = DEFAULT_METRIC,
-        comparison: PairedComparison | None = None,
-    ) -> PromotionDecision:
-        """The promotion gate (see :mod:`setlist.registry.gate` for the rule).
-
-        ``comparison`` is the paired per-user evidence (candidate vs champion on the same test
-        users); without it the gate falls back to comparing recorded means, marked unpaired.
-        """
-        from setlist.registry.gate import promote
-
-        return promote(self, candidate, comparison, metric)
 
     def annotate(
         self, version: ModelVersion, tags: Mapping[str, str], metrics: Mapping[str, float]

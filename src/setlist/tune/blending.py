@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import FitUsage
-from setlist.tune.specs import ModelSpec
 from setlist.tune.tracking import StudyTracker
 from setlist.tune.trials import TrialResult, TrialRunner
 

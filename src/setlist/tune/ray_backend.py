@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from setlist.errors import ConfigError, SetlistError
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import FitUsage
 from setlist.tune.space import at_fidelity, suggest
-from setlist.tune.specs import ModelSpec
 from setlist.tune.tracking import StudyTracker
 from setlist.tune.trials import TrialData, TrialResult, TrialRunner
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from setlist.bundle import tag_matrix
 from setlist.evaluate.report import ReportEntry, build_entry, render_html
-from setlist.models.bundle import tag_matrix
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, inputs, train_one
-from setlist.tune.specs import ModelSpec
 
 K = 10
 

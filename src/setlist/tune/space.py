@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from setlist.config import WeightConfig, Weighting
-from setlist.tune.specs import ModelSpec
+from setlist.models.specs import ModelSpec
 
 if TYPE_CHECKING:
     import optuna

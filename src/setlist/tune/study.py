@@ -27,10 +27,10 @@ from typing import Any
 
 from setlist.config import WeightConfig
 from setlist.errors import ConfigError, SetlistError
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, TrainedModel, register_and_gate, train_one
 from setlist.registry.store import Registry
 from setlist.tune.space import ITERATIVE, at_fidelity, cheapest_trial_seconds, suggest
-from setlist.tune.specs import ModelSpec
 from setlist.tune.tracking import StudyTracker
 from setlist.tune.trials import TrialResult, TrialRunner, tuning_split
 

@@ -20,16 +20,17 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from setlist.arrays import FloatArray, top_k
 from setlist.config import SplitConfig
 from setlist.data.split import split
 from setlist.errors import ConfigError, DataError
 from setlist.evaluate.metrics import ndcg_at_k
 from setlist.evaluate.protocol import relevant_items
 from setlist.matrix import build_matrix
-from setlist.models.base import FloatArray, Recommender, top_k
+from setlist.models.base import Recommender
 from setlist.models.blend import blend_scores
+from setlist.models.specs import ModelSpec
 from setlist.pipeline import FitUsage, Prepared, fit_matrix, inputs
-from setlist.tune.specs import ModelSpec
 
 IntArray = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]

@@ -1,0 +1,260 @@
+"""A model bundle: a fitted model plus everything serving needs to answer with it.
+
+The folder holds ``model/`` (the model's own artifact), ``bundle.npz`` (user and item ids, item
+names and links, the training history as CSR for exclusion, item popularity for the fallback, and
+the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
+diversity are computed from), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
+for models whose scores are dot products, ``index/`` (the vector index built at training time,
+with its measured recall; see :mod:`setlist.index`). It is what the registry stores as a model
+version's artifact and what the service loads.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import scipy.sparse as sp
+
+from setlist.arrays import sha256_file
+from setlist.errors import ArtifactError
+from setlist.matrix import IdIndex, InteractionMatrix
+from setlist.models.base import Recommender, load_model
+
+if TYPE_CHECKING:
+    from setlist.config import IndexConfig
+    from setlist.index.base import VectorIndex
+
+BUNDLE_FORMAT = 1
+
+
+@dataclass
+class ModelBundle:
+    model: Recommender
+    users: IdIndex
+    items: IdIndex
+    item_names: npt.NDArray[np.str_]
+    item_urls: npt.NDArray[np.str_]
+    seen: sp.csr_matrix
+    popularity: npt.NDArray[np.float32]
+    meta: dict[str, Any] = field(default_factory=dict)
+    # Catalogue tags (items x tags, counts) and their names; empty where the source has none.
+    item_tags: sp.csr_matrix | None = None
+    tag_names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
+    index: VectorIndex | None = None
+
+    @classmethod
+    def build(
+        cls,
+        model: Recommender,
+        train: InteractionMatrix,
+        items_meta: pl.DataFrame,
+        meta: dict[str, Any],
+        item_tags: pl.DataFrame | None = None,
+        index_config: IndexConfig | None = None,
+    ) -> ModelBundle:
+        """Bundle a model fitted on ``train`` with names/links from ``items_meta``.
+
+        ``item_tags`` (columns item, tag, count) is kept for moods and diversity; with
+        ``index_config`` a vector index is built for factor models and its recall checked.
+        """
+        lookup = items_meta.unique("item", keep="first")
+        frame = pl.DataFrame({"item": train.items.ids.tolist()}, schema={"item": pl.String})
+        named = frame.join(lookup, on="item", how="left", maintain_order="left")
+        names = named.get_column("name").fill_null(named.get_column("item")).to_numpy()
+        urls = named.get_column("url").fill_null("").to_numpy()
+        binary = (train.csr > 0).astype(np.float32)
+        popularity = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
+        tags, tag_names = tag_matrix(item_tags, train.items)
+        bundle = cls(
+            model=model,
+            users=train.users,
+            items=train.items,
+            item_names=names.astype(np.str_),
+            item_urls=urls.astype(np.str_),
+            seen=sp.csr_matrix(train.csr, dtype=np.float32),
+            popularity=popularity,
+            meta=meta,
+            item_tags=tags,
+            tag_names=tag_names,
+        )
+        if index_config is not None:
+            bundle.build_index(index_config)
+        return bundle
+
+    def build_index(self, config: IndexConfig) -> None:
+        """Build the vector index for a factor model (no-op for others); records it in meta."""
+        from setlist.index.build import build_index
+        from setlist.models.base import factor_vectors
+
+        vectors = factor_vectors(self.model)
+        if vectors is None:
+            self.index = None
+            return
+        users, items = vectors
+        self.index = build_index(items, users, config)
+        self.meta["index"] = self.index.describe()
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model")
+        npz = path / "bundle.npz"
+        np.savez(
+            npz,
+            users=self.users.ids,
+            items=self.items.ids,
+            item_names=self.item_names,
+            item_urls=self.item_urls,
+            seen_data=self.seen.data,
+            seen_indices=self.seen.indices,
+            seen_indptr=self.seen.indptr,
+            popularity=self.popularity,
+            **self._tag_arrays(),  # type: ignore[arg-type]
+        )
+        if self.index is not None:
+            self.index.save(path / "index")
+        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta}
+        (path / "bundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+    @classmethod
+    def load(cls, path: Path) -> ModelBundle:
+        """Load and check a bundle; a changed, truncated or inconsistent one is refused."""
+        doc_path, npz = path / "bundle.json", path / "bundle.npz"
+        try:
+            doc = json.loads(doc_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot read {doc_path}: {exc}") from exc
+        if doc.get("format") != BUNDLE_FORMAT:
+            raise ArtifactError(f"{doc_path}: unsupported bundle format {doc.get('format')!r}")
+        if not npz.exists() or sha256_file(npz) != doc.get("sha256"):
+            raise ArtifactError(f"{npz}: SHA-256 does not match {doc_path} (changed or truncated)")
+        model = load_model(path / "model")
+        try:
+            with np.load(npz, allow_pickle=False) as d:
+                users, items = IdIndex(d["users"]), IdIndex(d["items"])
+                seen = sp.csr_matrix(
+                    (d["seen_data"], d["seen_indices"], d["seen_indptr"]),
+                    shape=(len(users), len(items)),
+                )
+                bundle = cls(
+                    model=model,
+                    users=users,
+                    items=items,
+                    item_names=d["item_names"],
+                    item_urls=d["item_urls"],
+                    seen=seen,
+                    popularity=d["popularity"].astype(np.float32),
+                    meta=dict(doc.get("meta") or {}),
+                )
+                bundle._set_tag_arrays(
+                    {name: d[name] for name in d.files if name.startswith("tag")}
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(f"cannot read {npz}: {exc}") from exc
+        if (path / "index").is_dir():
+            from setlist.index import load_index
+
+            bundle.index = load_index(path / "index")
+        bundle.check()
+        return bundle
+
+    def _tag_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        if self.item_tags is None:
+            return {}
+        tags = sp.csr_matrix(self.item_tags, dtype=np.float32)
+        return {
+            "tag_data": tags.data,
+            "tag_indices": tags.indices,
+            "tag_indptr": tags.indptr,
+            "tag_names": self.tag_names,
+        }
+
+    def _set_tag_arrays(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        if "tag_names" not in arrays:
+            return  # a bundle from before tags were kept: no moods, no tag diversity
+        self.tag_names = arrays["tag_names"].astype(np.str_)
+        self.item_tags = sp.csr_matrix(
+            (arrays["tag_data"], arrays["tag_indices"], arrays["tag_indptr"]),
+            shape=(len(self.items), len(self.tag_names)),
+        )
+
+    def check(self) -> None:
+        """Shapes agree between the model and the indexes, and one warm-up query answers."""
+        n_items = len(self.items)
+        if self.model.n_items_ != n_items or len(self.item_names) != n_items:
+            raise ArtifactError(
+                f"model has {self.model.n_items_} items, index has {n_items}, "
+                f"names {len(self.item_names)}"
+            )
+        if len(self.popularity) != n_items:
+            raise ArtifactError(f"popularity has {len(self.popularity)} entries for {n_items}")
+        self._check_index()
+        if len(self.users) > 0:
+            rows = np.array([0], dtype=np.int64)
+            ids, _ = self.model.recommend(rows, self.seen[rows], k=1)
+            if ids.shape != (1, 1):
+                raise ArtifactError("warm-up query returned a malformed answer")
+
+    def _check_index(self) -> None:
+        """The index covers exactly the model's item vectors and answers one query."""
+        if self.index is None:
+            return
+        from setlist.models.base import factor_vectors
+
+        vectors = factor_vectors(self.model)
+        if vectors is None or self.index.n != len(self.items):
+            raise ArtifactError(f"index holds {self.index.n} vectors for {len(self.items)} items")
+        users, items = vectors
+        if self.index.dim != items.shape[1]:
+            raise ArtifactError(f"index has dimension {self.index.dim}, model {items.shape[1]}")
+        probe = users[:1] if len(users) else items[:1]
+        ids, _ = self.index.search(probe, 1)
+        if ids.shape != (1, 1) or not 0 <= ids[0, 0] < len(self.items):
+            raise ArtifactError("index warm-up query returned a malformed answer")
+
+
+def tag_matrix(
+    item_tags: pl.DataFrame | None, items: IdIndex
+) -> tuple[sp.csr_matrix | None, npt.NDArray[np.str_]]:
+    """Items x tags CSR of tag counts over the catalogue (unknown items dropped), tag names.
+
+    Tags are numbered by total count, most used first, so tag 0 is the catalogue's commonest.
+    """
+    if item_tags is None or item_tags.height == 0:
+        return None, np.zeros(0, dtype=np.str_)
+    frame = (
+        item_tags.select(
+            pl.col("item").cast(pl.String),
+            pl.col("tag").cast(pl.String).str.strip_chars().str.to_lowercase(),
+            pl.col("count").cast(pl.Float64),
+        )
+        .drop_nulls()
+        .filter(pl.col("tag").str.len_chars() > 0, pl.col("count") > 0)
+    )
+    frame = frame.with_columns(pl.Series("row", items.rows(frame.get_column("item").to_list())))
+    frame = frame.filter(pl.col("row") >= 0)
+    if frame.height == 0:
+        return None, np.zeros(0, dtype=np.str_)
+    totals = (
+        frame.group_by("tag")
+        .agg(pl.col("count").sum())
+        .sort(["count", "tag"], descending=[True, False])
+    )
+    names = totals.get_column("tag").to_numpy().astype(np.str_)
+    lookup = {str(t): i for i, t in enumerate(names.tolist())}
+    cols = np.fromiter((lookup[t] for t in frame.get_column("tag").to_list()), dtype=np.int64)
+    csr = sp.csr_matrix(
+        (
+            frame.get_column("count").to_numpy().astype(np.float32),
+            (frame.get_column("row").to_numpy(), cols),
+        ),
+        shape=(len(items), len(names)),
+    )
+    csr.sum_duplicates()
+    return csr, names

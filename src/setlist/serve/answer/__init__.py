@@ -1,0 +1,1 @@
+"""The answer to a request: retrieval, ranking rules, explanations, moods, exploration."""

@@ -1,0 +1,68 @@
+"""``because``: the heard items that contributed most to each recommended item, with names.
+
+The split comes from the model (:meth:`Recommender.explain`): for ALS, the fold-in normal
+equations attribute each score exactly to the heard items (implicit's ``explain``). A model that
+cannot attribute its scores (popularity, ...) gives no reasons, and none are invented.
+
+It runs on every personalised answer, so it stays small: one call into the model for the k shown
+items, then plain Python over the ids and names the answerer keeps as lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TypedDict
+
+import numpy as np
+import scipy.sparse as sp
+
+from setlist.arrays import IntArray
+from setlist.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+MAX_BECAUSE = 3
+
+
+class Reason(TypedDict):
+    """One heard item and how much it added to a recommended item's score.
+
+    A plain dict at run time, in the shape of the response's ``because`` entries: the hot route
+    writes it to JSON as it is (an answer builds 30 of them).
+    """
+
+    item_id: str
+    name: str
+    contribution: float
+
+
+def explain(
+    model: Recommender,
+    confidences: sp.csr_matrix,
+    rows: IntArray,
+    item_ids: Sequence[str],
+    item_names: Sequence[str],
+    n: int = MAX_BECAUSE,
+) -> list[list[Reason]]:
+    """Up to ``n`` reasons per row of ``rows`` for the listener whose history is ``confidences``.
+
+    Never raises: a model whose explanation fails answers without reasons (and it is logged).
+    """
+    if len(rows) == 0 or confidences.nnz == 0:
+        return [[] for _ in range(len(rows))]
+    try:
+        heard, weights = model.explain(confidences, rows, n)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        log.warning("explanation failed for a %s model", model.kind, exc_info=True)
+        return [[] for _ in range(len(rows))]
+    # Heard rows are -1 and weights 0 where the model found fewer positive contributions.
+    return [
+        [
+            {"item_id": item_ids[h], "name": item_names[h], "contribution": w}
+            for h, w in zip(row_heard, row_weights, strict=True)
+            if h >= 0 and 0.0 < w < math.inf
+        ]
+        for row_heard, row_weights in zip(heard.tolist(), weights.tolist(), strict=True)
+    ]

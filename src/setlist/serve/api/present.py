@@ -1,0 +1,80 @@
+"""From answers (:mod:`setlist.serve.answer.state`) to response models
+(:mod:`setlist.serve.api.schemas`).
+
+The hot route (``GET /v1/users/{id}/recommendations``) skips pydantic: :func:`recommendations_json`
+writes the same shape as :class:`RecommendationsPublic` straight to JSON bytes with orjson (a
+tenth of the standard library's time for this shape), and the route returns them as a
+``Response`` (so FastAPI does not validate the answer a second time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from setlist.serve.answer.state import Recommendations, ScoredItem
+from setlist.serve.api.schemas import BecausePublic, RecommendationsPublic, RecommendedItemPublic
+
+
+def items_public(
+    items: Sequence[ScoredItem], propensities: Sequence[float] | None = None
+) -> list[RecommendedItemPublic]:
+    props = propensities if propensities is not None else [None] * len(items)
+    return [
+        RecommendedItemPublic(
+            item_id=i.item_id,
+            name=i.name,
+            score=i.score,
+            propensity=p,
+            because=[BecausePublic(**r) for r in i.because],
+            new_item=i.new_item,
+        )
+        for i, p in zip(items, props, strict=True)
+    ]
+
+
+def recommendations_public(
+    recs: Recommendations,
+    arm: str,
+    items: Sequence[ScoredItem] | None = None,
+    propensities: Sequence[float] | None = None,
+) -> RecommendationsPublic:
+    shown = recs.items if items is None else items
+    return RecommendationsPublic(
+        user_id=recs.user_id or "",
+        model_version=recs.model_version,
+        strategy=recs.strategy,
+        items=items_public(shown, propensities),
+        arm=arm,
+        mood=recs.mood,
+    )
+
+
+def recommendations_json(
+    recs: Recommendations,
+    arm: str,
+    items: Sequence[ScoredItem],
+    propensities: Sequence[float],
+) -> bytes:
+    """The :class:`RecommendationsPublic` shape as JSON bytes, without model validation."""
+    body: dict[str, Any] = {
+        "user_id": recs.user_id or "",
+        "model_version": recs.model_version,
+        "strategy": recs.strategy,
+        "items": [
+            {
+                "item_id": i.item_id,
+                "name": i.name,
+                "score": i.score,
+                "propensity": p,
+                "because": i.because,  # Reason dicts, already in the response's shape
+                "new_item": i.new_item,
+            }
+            for i, p in zip(items, propensities, strict=True)
+        ],
+        "arm": arm,
+        "mood": recs.mood,
+    }
+    return orjson.dumps(body)

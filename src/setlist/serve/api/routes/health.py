@@ -1,0 +1,31 @@
+"""Liveness, readiness and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from setlist.serve.api.deps import MetricsDep, StateDep
+from setlist.serve.api.schemas import ErrorPublic, HealthPublic, ReadyPublic
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health() -> HealthPublic:
+    """Liveness: the process answers (whether or not a model is loaded)."""
+    return HealthPublic(status="ok")
+
+
+@router.get("/ready", responses={503: {"model": ErrorPublic}})
+def ready(state: StateDep, service: MetricsDep) -> ReadyPublic:
+    """Readiness: 200 once a model (with its popularity fallback) is loaded, else 503."""
+    service.readiness(state.ready)
+    _, info = state.require()
+    return ReadyPublic(status="ready", model_version=info.version)
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+def metrics(service: MetricsDep) -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return Response(service.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,71 @@
+"""Recommendations without a user path: onboarding from seed artists, and batches of users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from setlist.serve.api.deps import ArmsDep, MetricsDep, SettingsDep, check_exclude, check_k
+from setlist.serve.api.present import items_public, recommendations_public
+from setlist.serve.api.schemas import (
+    BatchIn,
+    BatchPublic,
+    ErrorPublic,
+    OnboardingIn,
+    OnboardingPublic,
+)
+
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic},
+    413: {"model": ErrorPublic},
+    422: {"model": ErrorPublic},
+    503: {"model": ErrorPublic},
+}
+
+
+@router.post("", responses=_ERRORS)
+def onboard(
+    body: OnboardingIn, request: Request, arms: ArmsDep, settings: SettingsDep, metrics: MetricsDep
+) -> OnboardingPublic:
+    """Personalised picks for a new listener from a few seed artists (ids or names), by fold-in."""
+    check_k(body.k, settings)
+    check_exclude(body.exclude, settings)
+    arm = arms.ready_arm()
+    request.state.arm = arm.name
+    recs = arm.state.onboard(body.seeds, body.k, body.exclude, body.mood)
+    metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
+    unknown = set(recs.unknown_seeds)
+    return OnboardingPublic(
+        model_version=recs.model_version,
+        strategy=recs.strategy,
+        arm=arm.name,
+        mood=recs.mood,
+        seeds=[s for s in body.seeds if s not in unknown],
+        unknown_seeds=list(recs.unknown_seeds),
+        items=items_public(recs.items),
+    )
+
+
+@router.post("/batch", responses=_ERRORS)
+def batch(body: BatchIn, arms: ArmsDep, settings: SettingsDep, metrics: MetricsDep) -> BatchPublic:
+    """Top-k for up to 1,000 users in one request (each on its own A/B arm)."""
+    from setlist.errors import TooLargeError
+
+    check_k(body.k, settings)
+    if len(body.user_ids) > settings.max_batch:
+        raise TooLargeError(
+            f"user_ids holds {len(body.user_ids)} users; at most {settings.max_batch}",
+            field="user_ids",
+        )
+    results = []
+    for user_id in body.user_ids:
+        arm = arms.assign(user_id)
+        recs = arm.state.recommend(user_id, body.k)
+        if recs.fallback_reason is not None:
+            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+        metrics.answered(arm.name, arm.state.bundle, recs.strategy, None, recs.items)
+        results.append(recommendations_public(recs, arm.name))
+    return BatchPublic(results=results)
