@@ -91,9 +91,8 @@ class ModelBundle:
     def build_index(self, config: IndexConfig) -> None:
         """Build the vector index for a factor model (no-op for others); records it in meta."""
         from setlist.index.build import build_index
-        from setlist.models.base import factor_vectors
 
-        vectors = factor_vectors(self.model)
+        vectors = self.model.vectors()
         if vectors is None:
             self.index = None
             return
@@ -205,9 +204,7 @@ class ModelBundle:
         """The index covers exactly the model's item vectors and answers one query."""
         if self.index is None:
             return
-        from setlist.models.base import factor_vectors
-
-        vectors = factor_vectors(self.model)
+        vectors = self.model.vectors()
         if vectors is None or self.index.n != len(self.items):
             raise ArtifactError(f"index holds {self.index.n} vectors for {len(self.items)} items")
         users, items = vectors

@@ -335,3 +335,47 @@ def test_histories_must_match_the_catalogue(fitted: Recommender) -> None:
 def test_empty_history_gets_an_answer(fitted: Recommender) -> None:
     ids, _ = fitted.recommend_histories(sp.csr_matrix((1, 2 * BLOCK), dtype=np.float32), k=3)
     assert ids.shape == (1, 3)
+
+
+# --- declared capabilities -------------------------------------------------------------------
+
+#: Kinds whose score is a dot product of user and item vectors (they must expose ``vectors()``).
+FACTOR_KINDS = {"als", "bpr"}
+
+
+def test_vectors_declared_exactly_for_factor_models(kind: str, fitted: Recommender) -> None:
+    """``vectors()`` is not None exactly for dot-product models, and then it is the score."""
+    vectors = fitted.vectors()
+    assert (vectors is not None) == (kind in FACTOR_KINDS)
+    if vectors is not None:
+        users, items = vectors
+        expected = users @ items.T
+        got = fitted.score(ALL_USERS, block_matrix())
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_can_fold_in_models_fold_into_their_vector_space(kind: str, fitted: Recommender) -> None:
+    """A model declaring ``can_fold_in`` maps histories to user vectors whose dot product with
+    the item vectors is its fold-in score; the others refuse ``fold_in`` with a ModelError."""
+    matrix = block_matrix()
+    if not fitted.can_fold_in:
+        with pytest.raises(ModelError, match=kind):
+            fitted.fold_in(matrix)
+        return
+    vectors = fitted.vectors()
+    assert vectors is not None
+    folded = fitted.fold_in(matrix)
+    assert folded.shape == (N_USERS, vectors[0].shape[1])
+    np.testing.assert_allclose(
+        folded @ vectors[1].T, fitted.score_histories(matrix), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_weights_input_and_prepare_explain_are_declared(kind: str, fitted: Recommender) -> None:
+    """Every model answers the capability questions without probing: a bool class attribute
+    and a callable ``prepare_explain`` (a no-op unless the model has something to prepare)."""
+    assert isinstance(model_class(kind).weights_input, bool)
+    assert isinstance(model_class(kind).can_fold_in, bool)
+    fitted.prepare_explain()
+    ids, _ = fitted.recommend(ALL_USERS[:2], block_matrix()[:2], k=2)
+    assert ids.shape == (2, 2)

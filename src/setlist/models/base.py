@@ -30,6 +30,11 @@ class Recommender(ABC):
     """A fitted-or-not recommender over a fixed catalogue of ``n_items_`` rows."""
 
     kind: ClassVar[str]
+    #: Declared capabilities, read by the pipeline and the service instead of probing attributes.
+    #: ``weights_input``: the model turns raw counts into confidences itself (hand it counts).
+    weights_input: ClassVar[bool] = False
+    #: ``can_fold_in``: :meth:`fold_in` maps a history to a user vector in :meth:`vectors` space.
+    can_fold_in: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -72,6 +77,25 @@ class Recommender(ABC):
         One row per row of ``user_items`` (confidences over this model's catalogue). Used for
         onboarding new listeners and for reflecting fresh listens without refitting.
         """
+
+    def vectors(self) -> tuple[FloatArray, FloatArray] | None:
+        """(user vectors, item vectors) when scores are their dot product, else None.
+
+        Factor models override it; the service then searches a vector index instead of scoring
+        the whole catalogue, and the drift monitor watches the item vectors.
+        """
+        return None
+
+    def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
+        """User vectors for histories the model never saw (only where ``can_fold_in``)."""
+        raise ModelError(f"a {self.kind!r} model has no user vectors to fold a history into")
+
+    def prepare_explain(self) -> object:
+        """Precompute what :meth:`explain` needs, so the first request does not pay for it.
+
+        The default has nothing to prepare; a model whose explanations need a table overrides it.
+        """
+        return None
 
     def explain(
         self, user_items: sp.csr_matrix, item_rows: IntArray, n: int = 3
@@ -166,21 +190,6 @@ class Recommender(ABC):
         if not isinstance(model, cls):
             raise ArtifactError(f"{path} holds a {model.kind!r} model, not {cls.kind!r}")
         return model
-
-
-def factor_vectors(model: object) -> tuple[FloatArray, FloatArray] | None:
-    """(user vectors, item vectors) of a model whose score is their dot product, else None.
-
-    Factor models (ALS, BPR) keep them as ``user_factors_`` / ``item_factors_``; a model
-    without both (popularity, neighbourhood models, EASE) is served by its own scoring.
-    """
-    users = getattr(model, "user_factors_", None)
-    items = getattr(model, "item_factors_", None)
-    if not isinstance(users, np.ndarray) or not isinstance(items, np.ndarray):
-        return None
-    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-        return None
-    return users, items
 
 
 def model_class(kind: str) -> type[Recommender]:

@@ -191,7 +191,7 @@ def _normalised(scores: FloatArray, how: str) -> FloatArray:
 
 
 def _weighs_itself(model: Recommender) -> bool:
-    return bool(getattr(model, "weights_input", False))
+    return model.weights_input
 
 
 def _spec(member: Any, position: int) -> dict[str, Any]:

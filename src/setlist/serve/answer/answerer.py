@@ -58,9 +58,8 @@ class Answerer:
         # Confidences of the whole training history, once: a request only slices its row.
         self.conf = weight(seen, self.weighting) if seen.nnz else seen
         self._by_name = _name_lookup(self.names, bundle.popularity)
-        warm = getattr(bundle.model, "prepare_explain", None)
-        if callable(warm):
-            warm()  # what ALS explanations share across requests: paid at load, not per request
+        # What explanations share across requests (ALS's table): paid at load, not per request.
+        bundle.model.prepare_explain()
 
     # ----------------------------------------------------------------- sources
 
