@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.arrays import sha256_file
+from setlist.bundle_meta import BundleMeta
 from setlist.errors import ArtifactError
 from setlist.matrix import IdIndex, InteractionMatrix
 from setlist.models.base import Recommender, load_model
@@ -43,7 +44,7 @@ class ModelBundle:
     item_urls: npt.NDArray[np.str_]
     seen: sp.csr_matrix
     popularity: npt.NDArray[np.float32]
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: BundleMeta = field(default_factory=BundleMeta)
     # Catalogue tags (items x tags, counts) and their names; empty where the source has none.
     item_tags: sp.csr_matrix | None = None
     tag_names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
@@ -55,7 +56,7 @@ class ModelBundle:
         model: Recommender,
         train: InteractionMatrix,
         items_meta: pl.DataFrame,
-        meta: dict[str, Any],
+        meta: BundleMeta,
         item_tags: pl.DataFrame | None = None,
         index_config: IndexConfig | None = None,
     ) -> ModelBundle:
@@ -98,7 +99,7 @@ class ModelBundle:
             return
         users, items = vectors
         self.index = build_index(items, users, config)
-        self.meta["index"] = self.index.describe()
+        self.meta = replace(self.meta, index=self.index.describe())
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ class ModelBundle:
         )
         if self.index is not None:
             self.index.save(path / "index")
-        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta}
+        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta.encode()}
         (path / "bundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
     @classmethod
@@ -134,6 +135,7 @@ class ModelBundle:
         if not npz.exists() or sha256_file(npz) != doc.get("sha256"):
             raise ArtifactError(f"{npz}: SHA-256 does not match {doc_path} (changed or truncated)")
         model = load_model(path / "model")
+        meta = BundleMeta.decode(doc.get("meta"))
         try:
             with np.load(npz, allow_pickle=False) as d:
                 users, items = IdIndex(d["users"]), IdIndex(d["items"])
@@ -149,7 +151,7 @@ class ModelBundle:
                     item_urls=d["item_urls"],
                     seen=seen,
                     popularity=d["popularity"].astype(np.float32),
-                    meta=dict(doc.get("meta") or {}),
+                    meta=meta,
                 )
                 bundle._set_tag_arrays(
                     {name: d[name] for name in d.files if name.startswith("tag")}

@@ -31,7 +31,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.bundle import ModelBundle
-from setlist.config import CleanConfig, SplitConfig
+from setlist.bundle_meta import BundleMeta
+from setlist.config import CleanConfig, SplitConfig, WeightConfig
 from setlist.data.clean import aggregate, kcore
 from setlist.data.loaders import load
 from setlist.data.schema import Dataset
@@ -255,21 +256,21 @@ def register_and_gate(
     """Log the bundle as a new version, evaluate the champion on the same split, run the gate."""
     spec = trained.spec
     weighting = (
-        {"scheme": "linear", "alpha": 1.0}  # identity: the model weighs raw counts itself
+        WeightConfig(scheme="linear", alpha=1.0)  # identity: the model weighs raw counts itself
         if spec.weighs_itself
-        else {"scheme": spec.weights.scheme, "alpha": spec.weights.alpha}
+        else WeightConfig(scheme=spec.weights.scheme, alpha=spec.weights.alpha)
     )
-    meta = {
-        "model_type": spec.kind,
-        "params": spec.params,
-        "weighting": weighting,
-        "metrics": trained.report.metrics,
-        "fit": trained.usage.metrics(),
-        "dataset": prepared.dataset.name,
-        "data_fingerprint": prepared.dataset.fingerprint(),
-        "split": prepared.split.strategy,
-        "trained_at": datetime.now(UTC).isoformat(),
-    }
+    meta = BundleMeta(
+        model_type=spec.kind,
+        params=dict(spec.params),
+        weighting=weighting,
+        metrics=dict(trained.report.metrics),
+        fit=trained.usage.metrics(),
+        dataset=prepared.dataset.name,
+        data_fingerprint=prepared.dataset.fingerprint(),
+        split=prepared.split.strategy,
+        trained_at=datetime.now(UTC),
+    )
     bundle = ModelBundle.build(
         trained.model,
         prepared.train,
@@ -285,7 +286,11 @@ def register_and_gate(
             run_name=f"{spec.kind}-{prepared.dataset.name}",
             bundle_dir=Path(tmp) / "bundle",
             model_type=spec.kind,
-            params={**spec.params, **{f"weighting.{k}": v for k, v in weighting.items()}},
+            params={
+                **spec.params,
+                "weighting.scheme": weighting.scheme,
+                "weighting.alpha": weighting.alpha,
+            },
             metrics={**trained.report.metrics, **trained.usage.metrics()},
             data=_data_info(prepared),
             fit_seconds=trained.usage.seconds,
@@ -361,13 +366,8 @@ def _remap_columns(csr: sp.csr_matrix, columns: npt.NDArray[np.int64], n: int) -
 
 def _bundle_inputs(bundle: ModelBundle, raw: sp.csr_matrix) -> sp.csr_matrix:
     """Raw counts weighted as the bundle's model was trained (recorded in its metadata)."""
-    from setlist.config import WeightConfig
-
-    recorded = bundle.meta.get("weighting")
-    if not isinstance(recorded, dict):
-        return raw
-    fields = WeightConfig.__dataclass_fields__
-    return weight(raw, WeightConfig(**{k: v for k, v in recorded.items() if k in fields}))
+    recorded = bundle.meta.weighting
+    return raw if recorded is None else weight(raw, recorded)
 
 
 def _data_info(prepared: Prepared) -> dict[str, Any]:

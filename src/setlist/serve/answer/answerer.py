@@ -45,7 +45,8 @@ class Answerer:
         self.ranker = ranker
         self.moods = moods
         self.mood_weight = mood_weight
-        self.weighting = _weighting(bundle.meta)
+        # The weighting the model was trained with (the default where the bundle has none).
+        self.weighting = bundle.meta.weighting or WeightConfig()
         self.ids: npt.NDArray[np.str_] = bundle.items.ids
         self.names: npt.NDArray[np.str_] = bundle.item_names
         # Plain lists for the per-answer lookups: indexing one gives a str, no numpy scalar.
@@ -255,12 +256,3 @@ def _with(recs: Recommendations | str, **changes: Any) -> Recommendations | str:
     from dataclasses import replace
 
     return recs if isinstance(recs, str) else replace(recs, **changes)
-
-
-def _weighting(meta: dict[str, Any]) -> WeightConfig:
-    """The weighting the bundle's model was trained with (recorded in its metadata)."""
-    recorded = meta.get("weighting")
-    if not isinstance(recorded, dict):
-        return WeightConfig()
-    fields = WeightConfig.__dataclass_fields__
-    return WeightConfig(**{k: v for k, v in recorded.items() if k in fields})
