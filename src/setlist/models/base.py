@@ -8,12 +8,13 @@ and metadata to JSON with the arrays' SHA-256, and load without pickle, checking
 
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,10 @@ import scipy.sparse as sp
 
 from setlist.arrays import FloatArray, IntArray, sha256_file, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from setlist.config import Settings
+    from setlist.models.space import SearchSpace
 
 ARTIFACT_FORMAT = 1
 _REGISTRY: dict[str, type[Recommender]] = {}
@@ -35,11 +40,43 @@ class Recommender(ABC):
     weights_input: ClassVar[bool] = False
     #: ``can_fold_in``: :meth:`fold_in` maps a history to a user vector in :meth:`vectors` space.
     can_fold_in: ClassVar[bool] = False
+    #: The parameter counting iterations (or epochs): a tuning trial first fits a share of it,
+    #: which the pruner may cut. None: the model has no such parameter.
+    fidelity_param: ClassVar[str | None] = None
+    #: False for a kind the tuner does not sample by itself (a blend is searched over members).
+    tunable: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "kind" in cls.__dict__:
             _REGISTRY[cls.kind] = cls
+
+    # --- what the kind declares for tuning and training (its module is the one place) ---------
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        """Declare the ranges a tuning trial samples (``space.real("l2", 1, 1e4, log=True)``).
+
+        The default searches nothing: a trial then fits the kind with its fixed parameters.
+        """
+        del space  # nothing to sample
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        """A rough, deliberately generous fit-time estimate on 2 cores (for budget checks)."""
+        return 1.0
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        """The cheapest configuration of the space: a budget that cannot fit it is refused."""
+        return {}
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> dict[str, Any]:
+        """Parameters ``setlist train`` uses unless ``--param`` overrides them: the seed, for
+        a model that takes one."""
+        taken = inspect.signature(cls.__init__).parameters
+        return {"seed": settings.seed} if "seed" in taken else {}
 
     @abstractmethod
     def get_params(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from setlist.errors import ConfigError, SetlistError
 from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, TrainedModel, register_and_gate, train_one
 from setlist.registry.store import Registry
-from setlist.tune.space import ITERATIVE, at_fidelity, cheapest_trial_seconds, suggest
+from setlist.tune.space import at_fidelity, cheapest_trial_seconds, fidelity_param, suggest
 from setlist.tune.tracking import StudyTracker
 from setlist.tune.trials import TrialResult, TrialRunner, tuning_split
 
@@ -236,7 +236,7 @@ def _run_trial(
         value, _ = runner.run(low, final=False)
         trial.report(value, 0)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"{ITERATIVE[spec.kind]} at 1/3: ndcg@10 {value:.4f}")
+            raise optuna.TrialPruned(f"{fidelity_param(spec.kind)} at 1/3: ndcg@10 {value:.4f}")
     value, usage = runner.run(spec)
     result.value, result.usage = value, usage
     trial.report(value, 1)
