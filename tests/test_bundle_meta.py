@@ -56,7 +56,7 @@ def test_fingerprint_nested_under_data_is_read() -> None:
 def test_missing_meta_is_all_unset() -> None:
     meta = BundleMeta.decode(None)
     assert meta == BundleMeta()
-    assert meta.weighting is None and meta.trained_at is None and meta.n_trained_users is None
+    assert meta.weighting is None and meta.trained_at is None
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,6 @@ def test_missing_meta_is_all_unset() -> None:
         ({"metrics": [1, 2]}, "metrics", r"\[1, 2\]"),
         ({"model_type": ["als"]}, "model_type", r"\['als'\]"),
         ({"index": 3}, "index", "3"),
-        ({"n_trained_users": -1}, "n_trained_users", "-1"),
     ],
 )
 def test_malformed_field_is_an_artifact_error_naming_it(

@@ -5,7 +5,11 @@ names and links, the training history as CSR for exclusion, item popularity for 
 the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
 diversity are computed from), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
 for models whose scores are dot products, ``index/`` (the vector index built at training time,
-with its measured recall; see :mod:`setlist.index`). It is what the registry stores as a model
+with its measured recall; see :mod:`setlist.index`). ``bundle.npz`` also keeps the histories of
+the listeners the training filter dropped (too few items for ``min_user_items``), over this
+catalogue, apart from ``users``/``seen``: those stay exactly the model's rows, which the offline
+top-k, the promotion gate and the service index by; the service folds these listeners in from
+their history instead of treating them as strangers. It is what the registry stores as a model
 version's artifact and what the service loads.
 """
 
@@ -49,6 +53,10 @@ class ModelBundle:
     item_tags: sp.csr_matrix | None = None
     tag_names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
     index: VectorIndex | None = None
+    #: Listeners in the training data whose history was too short to train on, and their raw
+    #: counts over this catalogue (rows of ``untrained_seen``); no model row exists for them.
+    untrained_users: IdIndex = field(default_factory=lambda: IdIndex([]))
+    untrained_seen: sp.csr_matrix | None = None
 
     @classmethod
     def build(
@@ -59,11 +67,13 @@ class ModelBundle:
         meta: BundleMeta,
         item_tags: pl.DataFrame | None = None,
         index_config: IndexConfig | None = None,
+        untrained: InteractionMatrix | None = None,
     ) -> ModelBundle:
         """Bundle a model fitted on ``train`` with names/links from ``items_meta``.
 
         ``item_tags`` (columns item, tag, count) is kept for moods and diversity; with
-        ``index_config`` a vector index is built for factor models and its recall checked.
+        ``index_config`` a vector index is built for factor models and its recall checked;
+        ``untrained`` (over the same catalogue) holds the listeners the training filter dropped.
         """
         lookup = items_meta.unique("item", keep="first")
         frame = pl.DataFrame({"item": train.items.ids.tolist()}, schema={"item": pl.String})
@@ -85,9 +95,25 @@ class ModelBundle:
             item_tags=tags,
             tag_names=tag_names,
         )
+        if untrained is not None and len(untrained.users):
+            if untrained.items.ids.tolist() != train.items.ids.tolist():
+                raise ArtifactError("untrained histories must use the training catalogue's items")
+            bundle.untrained_users = untrained.users
+            bundle.untrained_seen = sp.csr_matrix(untrained.csr, dtype=np.float32)
         if index_config is not None:
             bundle.build_index(index_config)
         return bundle
+
+    def history(self, user_id: str) -> sp.csr_matrix | None:
+        """A known listener's raw history (1 x items), trained or dropped by the filter; None
+        for a listener the training data never had."""
+        row = self.users.get(user_id)
+        if row is not None:
+            return self.seen[row]
+        row = self.untrained_users.get(user_id)
+        if row is None or self.untrained_seen is None:
+            return None
+        return self.untrained_seen[row]
 
     def build_index(self, config: IndexConfig) -> None:
         """Build the vector index for a factor model (no-op for others); records it in meta."""
@@ -116,6 +142,7 @@ class ModelBundle:
             seen_indptr=self.seen.indptr,
             popularity=self.popularity,
             **self._tag_arrays(),  # type: ignore[arg-type]
+            **self._untrained_arrays(),  # type: ignore[arg-type]
         )
         if self.index is not None:
             self.index.save(path / "index")
@@ -156,6 +183,9 @@ class ModelBundle:
                 bundle._set_tag_arrays(
                     {name: d[name] for name in d.files if name.startswith("tag")}
                 )
+                bundle._set_untrained_arrays(
+                    {name: d[name] for name in d.files if name.startswith("untrained")}
+                )
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"cannot read {npz}: {exc}") from exc
         if (path / "index").is_dir():
@@ -183,6 +213,26 @@ class ModelBundle:
         self.item_tags = sp.csr_matrix(
             (arrays["tag_data"], arrays["tag_indices"], arrays["tag_indptr"]),
             shape=(len(self.items), len(self.tag_names)),
+        )
+
+    def _untrained_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        if self.untrained_seen is None or len(self.untrained_users) == 0:
+            return {}
+        seen = sp.csr_matrix(self.untrained_seen, dtype=np.float32)
+        return {
+            "untrained_users": self.untrained_users.ids,
+            "untrained_data": seen.data,
+            "untrained_indices": seen.indices,
+            "untrained_indptr": seen.indptr,
+        }
+
+    def _set_untrained_arrays(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        if "untrained_users" not in arrays:
+            return  # a bundle from before these listeners were kept: they are unknown
+        self.untrained_users = IdIndex(arrays["untrained_users"])
+        self.untrained_seen = sp.csr_matrix(
+            (arrays["untrained_data"], arrays["untrained_indices"], arrays["untrained_indptr"]),
+            shape=(len(self.untrained_users), len(self.items)),
         )
 
     def check(self) -> None:

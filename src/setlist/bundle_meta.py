@@ -31,7 +31,6 @@ _KNOWN = (
     "trained_at",
     "version",
     "index",
-    "n_trained_users",
 )
 
 
@@ -52,9 +51,6 @@ class BundleMeta:
     version: str | None = None
     #: The vector index's description (kind, parameters, measured recall), for factor models.
     index: dict[str, Any] | None = None
-    #: How many of the bundle's user rows the model was trained on; rows from there on are
-    #: listeners the training filter dropped, known by their history only (None: all trained).
-    n_trained_users: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
@@ -85,11 +81,6 @@ class BundleMeta:
         extra = {k: v for k, v in raw.items() if k not in _KNOWN}
         if data is not None:
             extra["data"] = data
-        n_trained = raw.get("n_trained_users")
-        if n_trained is not None and (
-            not isinstance(n_trained, int) or isinstance(n_trained, bool) or n_trained < 0
-        ):
-            raise ArtifactError(f"bundle meta n_trained_users must be a count, got {n_trained!r}")
         return cls(
             model_type=_text(raw, "model_type"),
             params=dict(_object(raw, "params") or {}),
@@ -102,7 +93,6 @@ class BundleMeta:
             trained_at=_datetime(raw.get("trained_at")),
             version=_text(raw, "version"),
             index=_object(raw, "index"),
-            n_trained_users=n_trained,
             extra=extra,
         )
 

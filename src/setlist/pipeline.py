@@ -67,6 +67,9 @@ class Prepared:
     train: InteractionMatrix
     test: InteractionMatrix
     quality: dict[str, float]
+    #: Listeners the k-core filter (or the split) left without training rows, with their
+    #: histories over the catalogue: the bundle keeps them so the service folds them in.
+    untrained: InteractionMatrix | None = None
 
 
 @dataclass
@@ -148,7 +151,8 @@ def prepare(
     The catalogue is every item of train and test (the full catalogue is ranked, as in
     protocol A); a fixed test file is laid over it, dropping its unknown users.
     """
-    frame = kcore(aggregate(dataset.interactions), clean)
+    aggregated = aggregate(dataset.interactions)
+    frame = kcore(aggregated, clean)
     if frame.height == 0:
         raise ConfigError(
             f"no interactions left after the k-core filter (min_user_items={clean.min_user_items},"
@@ -163,7 +167,24 @@ def prepare(
     test_matrix = build_matrix(parts.test, users, items)
     quality = quality_figures(frame)
     cleaned = Dataset(dataset.name, frame, dataset.items, dataset.item_tags)
-    return Prepared(cleaned, report, parts, train, test_matrix, quality)
+    untrained = untrained_histories(aggregated, users, items)
+    return Prepared(cleaned, report, parts, train, test_matrix, quality, untrained)
+
+
+def untrained_histories(
+    interactions: pl.DataFrame, trained: IdIndex, items: IdIndex
+) -> InteractionMatrix:
+    """The histories, over ``items``, of the listeners of ``interactions`` not in ``trained``.
+
+    A listener with too few items for ``min_user_items`` is still known: serving folds them in
+    from this history (and never recommends what they heard) instead of answering a stranger.
+    Listeners with no item left in the catalogue are left out: there is nothing to fold in.
+    """
+    rest = interactions.filter(
+        ~pl.col("user").is_in(trained.ids.tolist()), pl.col("item").is_in(items.ids.tolist())
+    )
+    users = IdIndex(sorted(set(rest.get_column("user").to_list())))
+    return build_matrix(rest, users, items)
 
 
 def _rss_mb(field_name: str) -> float | None:
@@ -278,6 +299,7 @@ def register_and_gate(
         meta,
         item_tags=prepared.dataset.item_tags,
         index_config=index_config,
+        untrained=prepared.untrained,
     )
     with tempfile.TemporaryDirectory(prefix="setlist-bundle-") as tmp:
         comparison = champion_comparison(registry, trained.report, prepared, Path(tmp) / "champ")

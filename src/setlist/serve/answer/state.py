@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PERSONALIZED = "personalized"
-PERSONALIZED_ONLINE = "personalized_online"  # history since training folded in
+# A history folded in: listens since training, or a listener the training filter dropped.
+PERSONALIZED_ONLINE = "personalized_online"
 ONBOARDING = "onboarding"  # seed artists folded in
 MOOD = "mood"  # a mood's best artists, for a listener without history
 POPULAR_FALLBACK = "popular_fallback"
