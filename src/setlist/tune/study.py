@@ -27,6 +27,7 @@ from typing import Any
 
 from setlist.config import WeightConfig
 from setlist.errors import ConfigError, SetlistError
+from setlist.models.base import model_class
 from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, TrainedModel, register_and_gate, train_one
 from setlist.registry.store import Registry
@@ -60,7 +61,8 @@ class TuneConfig:
 
     @property
     def base_kinds(self) -> list[str]:
-        return [k for k in self.kinds if k != "blend"]
+        """The kinds a trial samples directly (the blend is searched over their best)."""
+        return [k for k in self.kinds if model_class(k).tunable]
 
 
 def check_config(config: TuneConfig) -> None:
