@@ -127,6 +127,7 @@ def over_http(server: Server, n: int, concurrency: int) -> float:
 
 def world_bundle(path: Path, preset: str) -> tuple[Path, list[str]]:
     from setlist.bundle import ModelBundle
+    from setlist.bundle_meta import BundleMeta
     from setlist.config import WeightConfig
     from setlist.data.clean import aggregate
     from setlist.data.synthetic import generate_preset
@@ -138,7 +139,7 @@ def world_bundle(path: Path, preset: str) -> tuple[Path, list[str]]:
     model = ALSRecommender(factors=64, iterations=10, seed=0, threads=1)
     model.fit(weight(train.csr, WeightConfig()))
     meta = {"model_type": "als", "version": "bench", "weighting": WeightConfig().__dict__}
-    ModelBundle.build(model, train, world.items, meta).save(path)
+    ModelBundle.build(model, train, world.items, BundleMeta.decode(meta)).save(path)
     return path, [str(u) for u in train.users.ids[:5000]]
 
 

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from setlist.bundle import ModelBundle  # noqa: E402
+from setlist.bundle_meta import BundleMeta  # noqa: E402
 from setlist.config import IndexConfig  # noqa: E402
 from setlist.index import ExactIndex, build_index, recall_at_k, set_search_threads  # noqa: E402
 from setlist.matrix import IdIndex  # noqa: E402
@@ -120,7 +121,7 @@ def synthetic_bundle(
         item_urls=np.array([""] * n_items),
         seen=seen,
         popularity=np.asarray((seen > 0).sum(axis=0), dtype=np.float32).ravel(),
-        meta={"model_type": "als", "version": "bench"},
+        meta=BundleMeta(model_type="als", version="bench"),
     )
     if index is not None:
         started = time.perf_counter()

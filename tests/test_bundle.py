@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from setlist.bundle import ModelBundle
+from setlist.bundle_meta import BundleMeta
 from setlist.config import WeightConfig
 from setlist.errors import ArtifactError
 from setlist.matrix import InteractionMatrix, build_matrix, weight
@@ -46,7 +47,7 @@ ITEMS = pl.DataFrame(
 def bundle() -> ModelBundle:
     train = train_matrix()
     model = ALSRecommender(factors=4, iterations=3).fit(weight(train.csr, WeightConfig()))
-    return ModelBundle.build(model, train, ITEMS, meta={"dataset": "tiny", "run": 1})
+    return ModelBundle.build(model, train, ITEMS, meta=BundleMeta(dataset="tiny", extra={"run": 1}))
 
 
 def test_build_takes_names_and_links_from_items_frame(bundle: ModelBundle) -> None:
@@ -66,7 +67,7 @@ def test_save_load_round_trip(bundle: ModelBundle, tmp_path: Path) -> None:
     assert loaded.item_urls.tolist() == bundle.item_urls.tolist()
     np.testing.assert_array_equal(loaded.seen.toarray(), bundle.seen.toarray())
     np.testing.assert_array_equal(loaded.popularity, bundle.popularity)
-    assert loaded.meta == {"dataset": "tiny", "run": 1}
+    assert loaded.meta == BundleMeta(dataset="tiny", extra={"run": 1})
     rows = np.arange(3, dtype=np.int64)
     before = bundle.model.recommend(rows, bundle.seen[rows], k=4)
     after = loaded.model.recommend(rows, loaded.seen[rows], k=4)

@@ -5,7 +5,11 @@ names and links, the training history as CSR for exclusion, item popularity for 
 the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
 diversity are computed from), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
 for models whose scores are dot products, ``index/`` (the vector index built at training time,
-with its measured recall; see :mod:`setlist.index`). It is what the registry stores as a model
+with its measured recall; see :mod:`setlist.index`). ``bundle.npz`` also keeps the histories of
+the listeners the training filter dropped (too few items for ``min_user_items``), over this
+catalogue, apart from ``users``/``seen``: those stay exactly the model's rows, which the offline
+top-k, the promotion gate and the service index by; the service folds these listeners in from
+their history instead of treating them as strangers. It is what the registry stores as a model
 version's artifact and what the service loads.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +27,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.arrays import sha256_file
+from setlist.bundle_meta import BundleMeta
 from setlist.errors import ArtifactError
 from setlist.matrix import IdIndex, InteractionMatrix
 from setlist.models.base import Recommender, load_model
@@ -43,11 +48,15 @@ class ModelBundle:
     item_urls: npt.NDArray[np.str_]
     seen: sp.csr_matrix
     popularity: npt.NDArray[np.float32]
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: BundleMeta = field(default_factory=BundleMeta)
     # Catalogue tags (items x tags, counts) and their names; empty where the source has none.
     item_tags: sp.csr_matrix | None = None
     tag_names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
     index: VectorIndex | None = None
+    #: Listeners in the training data whose history was too short to train on, and their raw
+    #: counts over this catalogue (rows of ``untrained_seen``); no model row exists for them.
+    untrained_users: IdIndex = field(default_factory=lambda: IdIndex([]))
+    untrained_seen: sp.csr_matrix | None = None
 
     @classmethod
     def build(
@@ -55,14 +64,16 @@ class ModelBundle:
         model: Recommender,
         train: InteractionMatrix,
         items_meta: pl.DataFrame,
-        meta: dict[str, Any],
+        meta: BundleMeta,
         item_tags: pl.DataFrame | None = None,
         index_config: IndexConfig | None = None,
+        untrained: InteractionMatrix | None = None,
     ) -> ModelBundle:
         """Bundle a model fitted on ``train`` with names/links from ``items_meta``.
 
         ``item_tags`` (columns item, tag, count) is kept for moods and diversity; with
-        ``index_config`` a vector index is built for factor models and its recall checked.
+        ``index_config`` a vector index is built for factor models and its recall checked;
+        ``untrained`` (over the same catalogue) holds the listeners the training filter dropped.
         """
         lookup = items_meta.unique("item", keep="first")
         frame = pl.DataFrame({"item": train.items.ids.tolist()}, schema={"item": pl.String})
@@ -84,22 +95,37 @@ class ModelBundle:
             item_tags=tags,
             tag_names=tag_names,
         )
+        if untrained is not None and len(untrained.users):
+            if untrained.items.ids.tolist() != train.items.ids.tolist():
+                raise ArtifactError("untrained histories must use the training catalogue's items")
+            bundle.untrained_users = untrained.users
+            bundle.untrained_seen = sp.csr_matrix(untrained.csr, dtype=np.float32)
         if index_config is not None:
             bundle.build_index(index_config)
         return bundle
 
+    def history(self, user_id: str) -> sp.csr_matrix | None:
+        """A known listener's raw history (1 x items), trained or dropped by the filter; None
+        for a listener the training data never had."""
+        row = self.users.get(user_id)
+        if row is not None:
+            return self.seen[row]
+        row = self.untrained_users.get(user_id)
+        if row is None or self.untrained_seen is None:
+            return None
+        return self.untrained_seen[row]
+
     def build_index(self, config: IndexConfig) -> None:
         """Build the vector index for a factor model (no-op for others); records it in meta."""
         from setlist.index.build import build_index
-        from setlist.models.base import factor_vectors
 
-        vectors = factor_vectors(self.model)
+        vectors = self.model.vectors()
         if vectors is None:
             self.index = None
             return
         users, items = vectors
         self.index = build_index(items, users, config)
-        self.meta["index"] = self.index.describe()
+        self.meta = replace(self.meta, index=self.index.describe())
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -116,10 +142,11 @@ class ModelBundle:
             seen_indptr=self.seen.indptr,
             popularity=self.popularity,
             **self._tag_arrays(),  # type: ignore[arg-type]
+            **self._untrained_arrays(),  # type: ignore[arg-type]
         )
         if self.index is not None:
             self.index.save(path / "index")
-        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta}
+        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta.encode()}
         (path / "bundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
     @classmethod
@@ -135,6 +162,7 @@ class ModelBundle:
         if not npz.exists() or sha256_file(npz) != doc.get("sha256"):
             raise ArtifactError(f"{npz}: SHA-256 does not match {doc_path} (changed or truncated)")
         model = load_model(path / "model")
+        meta = BundleMeta.decode(doc.get("meta"))
         try:
             with np.load(npz, allow_pickle=False) as d:
                 users, items = IdIndex(d["users"]), IdIndex(d["items"])
@@ -150,10 +178,13 @@ class ModelBundle:
                     item_urls=d["item_urls"],
                     seen=seen,
                     popularity=d["popularity"].astype(np.float32),
-                    meta=dict(doc.get("meta") or {}),
+                    meta=meta,
                 )
                 bundle._set_tag_arrays(
                     {name: d[name] for name in d.files if name.startswith("tag")}
+                )
+                bundle._set_untrained_arrays(
+                    {name: d[name] for name in d.files if name.startswith("untrained")}
                 )
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"cannot read {npz}: {exc}") from exc
@@ -184,6 +215,26 @@ class ModelBundle:
             shape=(len(self.items), len(self.tag_names)),
         )
 
+    def _untrained_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        if self.untrained_seen is None or len(self.untrained_users) == 0:
+            return {}
+        seen = sp.csr_matrix(self.untrained_seen, dtype=np.float32)
+        return {
+            "untrained_users": self.untrained_users.ids,
+            "untrained_data": seen.data,
+            "untrained_indices": seen.indices,
+            "untrained_indptr": seen.indptr,
+        }
+
+    def _set_untrained_arrays(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        if "untrained_users" not in arrays:
+            return  # a bundle from before these listeners were kept: they are unknown
+        self.untrained_users = IdIndex(arrays["untrained_users"])
+        self.untrained_seen = sp.csr_matrix(
+            (arrays["untrained_data"], arrays["untrained_indices"], arrays["untrained_indptr"]),
+            shape=(len(self.untrained_users), len(self.items)),
+        )
+
     def check(self) -> None:
         """Shapes agree between the model and the indexes, and one warm-up query answers."""
         n_items = len(self.items)
@@ -205,9 +256,7 @@ class ModelBundle:
         """The index covers exactly the model's item vectors and answers one query."""
         if self.index is None:
             return
-        from setlist.models.base import factor_vectors
-
-        vectors = factor_vectors(self.model)
+        vectors = self.model.vectors()
         if vectors is None or self.index.n != len(self.items):
             raise ArtifactError(f"index holds {self.index.n} vectors for {len(self.items)} items")
         users, items = vectors

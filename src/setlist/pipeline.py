@@ -31,7 +31,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.bundle import ModelBundle
-from setlist.config import CleanConfig, SplitConfig
+from setlist.bundle_meta import BundleMeta
+from setlist.config import CleanConfig, SplitConfig, WeightConfig
 from setlist.data.clean import aggregate, kcore
 from setlist.data.loaders import load
 from setlist.data.schema import Dataset
@@ -66,6 +67,9 @@ class Prepared:
     train: InteractionMatrix
     test: InteractionMatrix
     quality: dict[str, float]
+    #: Listeners the k-core filter (or the split) left without training rows, with their
+    #: histories over the catalogue: the bundle keeps them so the service folds them in.
+    untrained: InteractionMatrix | None = None
 
 
 @dataclass
@@ -147,7 +151,8 @@ def prepare(
     The catalogue is every item of train and test (the full catalogue is ranked, as in
     protocol A); a fixed test file is laid over it, dropping its unknown users.
     """
-    frame = kcore(aggregate(dataset.interactions), clean)
+    aggregated = aggregate(dataset.interactions)
+    frame = kcore(aggregated, clean)
     if frame.height == 0:
         raise ConfigError(
             f"no interactions left after the k-core filter (min_user_items={clean.min_user_items},"
@@ -162,7 +167,24 @@ def prepare(
     test_matrix = build_matrix(parts.test, users, items)
     quality = quality_figures(frame)
     cleaned = Dataset(dataset.name, frame, dataset.items, dataset.item_tags)
-    return Prepared(cleaned, report, parts, train, test_matrix, quality)
+    untrained = untrained_histories(aggregated, users, items)
+    return Prepared(cleaned, report, parts, train, test_matrix, quality, untrained)
+
+
+def untrained_histories(
+    interactions: pl.DataFrame, trained: IdIndex, items: IdIndex
+) -> InteractionMatrix:
+    """The histories, over ``items``, of the listeners of ``interactions`` not in ``trained``.
+
+    A listener with too few items for ``min_user_items`` is still known: serving folds them in
+    from this history (and never recommends what they heard) instead of answering a stranger.
+    Listeners with no item left in the catalogue are left out: there is nothing to fold in.
+    """
+    rest = interactions.filter(
+        ~pl.col("user").is_in(trained.ids.tolist()), pl.col("item").is_in(items.ids.tolist())
+    )
+    users = IdIndex(sorted(set(rest.get_column("user").to_list())))
+    return build_matrix(rest, users, items)
 
 
 def _rss_mb(field_name: str) -> float | None:
@@ -255,21 +277,21 @@ def register_and_gate(
     """Log the bundle as a new version, evaluate the champion on the same split, run the gate."""
     spec = trained.spec
     weighting = (
-        {"scheme": "linear", "alpha": 1.0}  # identity: the model weighs raw counts itself
+        WeightConfig(scheme="linear", alpha=1.0)  # identity: the model weighs raw counts itself
         if spec.weighs_itself
-        else {"scheme": spec.weights.scheme, "alpha": spec.weights.alpha}
+        else WeightConfig(scheme=spec.weights.scheme, alpha=spec.weights.alpha)
     )
-    meta = {
-        "model_type": spec.kind,
-        "params": spec.params,
-        "weighting": weighting,
-        "metrics": trained.report.metrics,
-        "fit": trained.usage.metrics(),
-        "dataset": prepared.dataset.name,
-        "data_fingerprint": prepared.dataset.fingerprint(),
-        "split": prepared.split.strategy,
-        "trained_at": datetime.now(UTC).isoformat(),
-    }
+    meta = BundleMeta(
+        model_type=spec.kind,
+        params=dict(spec.params),
+        weighting=weighting,
+        metrics=dict(trained.report.metrics),
+        fit=trained.usage.metrics(),
+        dataset=prepared.dataset.name,
+        data_fingerprint=prepared.dataset.fingerprint(),
+        split=prepared.split.strategy,
+        trained_at=datetime.now(UTC),
+    )
     bundle = ModelBundle.build(
         trained.model,
         prepared.train,
@@ -277,6 +299,7 @@ def register_and_gate(
         meta,
         item_tags=prepared.dataset.item_tags,
         index_config=index_config,
+        untrained=prepared.untrained,
     )
     with tempfile.TemporaryDirectory(prefix="setlist-bundle-") as tmp:
         comparison = champion_comparison(registry, trained.report, prepared, Path(tmp) / "champ")
@@ -285,7 +308,11 @@ def register_and_gate(
             run_name=f"{spec.kind}-{prepared.dataset.name}",
             bundle_dir=Path(tmp) / "bundle",
             model_type=spec.kind,
-            params={**spec.params, **{f"weighting.{k}": v for k, v in weighting.items()}},
+            params={
+                **spec.params,
+                "weighting.scheme": weighting.scheme,
+                "weighting.alpha": weighting.alpha,
+            },
             metrics={**trained.report.metrics, **trained.usage.metrics()},
             data=_data_info(prepared),
             fit_seconds=trained.usage.seconds,
@@ -361,13 +388,8 @@ def _remap_columns(csr: sp.csr_matrix, columns: npt.NDArray[np.int64], n: int) -
 
 def _bundle_inputs(bundle: ModelBundle, raw: sp.csr_matrix) -> sp.csr_matrix:
     """Raw counts weighted as the bundle's model was trained (recorded in its metadata)."""
-    from setlist.config import WeightConfig
-
-    recorded = bundle.meta.get("weighting")
-    if not isinstance(recorded, dict):
-        return raw
-    fields = WeightConfig.__dataclass_fields__
-    return weight(raw, WeightConfig(**{k: v for k, v in recorded.items() if k in fields}))
+    recorded = bundle.meta.weighting
+    return raw if recorded is None else weight(raw, recorded)
 
 
 def _data_info(prepared: Prepared) -> dict[str, Any]:

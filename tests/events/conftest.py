@@ -125,6 +125,7 @@ def world_bundle(path: Path, preset: str = "tiny") -> Path:
     """An ALS bundle trained on a synthetic world (what `setlist simulate -d synthetic:tiny`
     expects the service to serve)."""
     from setlist.bundle import ModelBundle
+    from setlist.bundle_meta import BundleMeta
     from setlist.config import WeightConfig
     from setlist.data.clean import aggregate
     from setlist.data.synthetic import generate_preset
@@ -136,5 +137,7 @@ def world_bundle(path: Path, preset: str = "tiny") -> Path:
     model = ALSRecommender(factors=16, iterations=5, seed=0, threads=1)
     model.fit(weight(train.csr, WeightConfig()))
     meta = {"model_type": "als", "version": "world-1", "weighting": WeightConfig().__dict__}
-    ModelBundle.build(model, train, world.items, meta, world.item_tags).save(path)
+    ModelBundle.build(model, train, world.items, BundleMeta.decode(meta), world.item_tags).save(
+        path
+    )
     return path

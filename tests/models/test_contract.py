@@ -335,3 +335,111 @@ def test_histories_must_match_the_catalogue(fitted: Recommender) -> None:
 def test_empty_history_gets_an_answer(fitted: Recommender) -> None:
     ids, _ = fitted.recommend_histories(sp.csr_matrix((1, 2 * BLOCK), dtype=np.float32), k=3)
     assert ids.shape == (1, 3)
+
+
+# --- declared capabilities -------------------------------------------------------------------
+
+#: Kinds whose score is a dot product of user and item vectors (they must expose ``vectors()``).
+FACTOR_KINDS = {"als", "bpr"}
+
+
+def test_vectors_declared_exactly_for_factor_models(kind: str, fitted: Recommender) -> None:
+    """``vectors()`` is not None exactly for dot-product models, and then it is the score."""
+    vectors = fitted.vectors()
+    assert (vectors is not None) == (kind in FACTOR_KINDS)
+    if vectors is not None:
+        users, items = vectors
+        expected = users @ items.T
+        got = fitted.score(ALL_USERS, block_matrix())
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_can_fold_in_models_fold_into_their_vector_space(kind: str, fitted: Recommender) -> None:
+    """A model declaring ``can_fold_in`` maps histories to user vectors whose dot product with
+    the item vectors is its fold-in score; the others refuse ``fold_in`` with a ModelError."""
+    matrix = block_matrix()
+    if not fitted.can_fold_in:
+        with pytest.raises(ModelError, match=kind):
+            fitted.fold_in(matrix)
+        return
+    vectors = fitted.vectors()
+    assert vectors is not None
+    folded = fitted.fold_in(matrix)
+    assert folded.shape == (N_USERS, vectors[0].shape[1])
+    np.testing.assert_allclose(
+        folded @ vectors[1].T, fitted.score_histories(matrix), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_weights_input_and_prepare_explain_are_declared(kind: str, fitted: Recommender) -> None:
+    """Every model answers the capability questions without probing: a bool class attribute
+    and a callable ``prepare_explain`` (a no-op unless the model has something to prepare)."""
+    assert isinstance(model_class(kind).weights_input, bool)
+    assert isinstance(model_class(kind).can_fold_in, bool)
+    fitted.prepare_explain()
+    ids, _ = fitted.recommend(ALL_USERS[:2], block_matrix()[:2], k=2)
+    assert ids.shape == (2, 2)
+
+
+# --- what each kind declares for tuning and training -----------------------------------------
+
+
+def test_only_the_blend_is_left_out_of_direct_tuning() -> None:
+    assert {k for k in KINDS if not model_class(k).tunable} == {"blend"}
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if model_class(k).tunable])
+@pytest.mark.parametrize("trial_seed", [0, 1, 2])
+def test_space_suggests_params_that_build_a_valid_model(kind: str, trial_seed: int) -> None:
+    """Every tunable kind's search space, sampled by Optuna, constructs a model of that kind
+    that fits the checkerboard; a fixed parameter is taken as given, never sampled."""
+    import optuna
+
+    from setlist.models.space import SearchSpace
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=trial_seed))
+    trial = study.ask()
+    first = SearchSpace(trial, kind, {}, seed=trial_seed)
+    model_class(kind).search_space(first)
+    params, weights = first.result()
+    sampled = {n.partition(".")[2] for n in trial.params if n.startswith(f"{kind}.")}
+    assert sampled - {"weighting", "alpha"} <= set(params)  # every draw lands in the spec
+    model = model_class(kind)(**params)
+    assert {k: model.get_params()[k] for k in params} == params
+    assert model.fit(block_matrix()).n_items_ == 2 * BLOCK
+    if not sampled:
+        return  # nothing to search (popularity): the kind is tuned as it is
+    name = next(iter(p for p in params if f"{kind}.{p}" in trial.params))
+    fixed = SearchSpace(study.ask(), kind, {name: params[name]}, seed=trial_seed)
+    model_class(kind).search_space(fixed)
+    assert fixed.result()[0][name] == params[name]
+    assert f"{kind}.{name}" not in fixed.trial.params
+    if "als.weighting" in trial.params:  # a kind searching its input weighting returns it
+        assert weights.scheme == trial.params["als.weighting"]
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if model_class(k).tunable])
+def test_declared_costs_and_fidelity_fit_the_space(kind: str) -> None:
+    """The cheapest configuration builds, its cost estimate is a positive finite number, and a
+    fidelity parameter, where declared, is one of the constructor's parameters."""
+    cls = model_class(kind)
+    smallest = {**SMALL_PARAMS.get(kind, {}), **cls.smallest_params()}
+    cls(**smallest)
+    seconds = cls.estimate_seconds(smallest, block_matrix())
+    assert np.isfinite(seconds) and seconds > 0
+    if cls.fidelity_param is not None:
+        assert cls.fidelity_param in make(kind).get_params()
+
+
+def test_cli_defaults_build_each_kind() -> None:
+    """``setlist train``'s defaults come from each kind and construct it (ALS's from settings)."""
+    from setlist.config import Settings
+
+    settings = Settings(factors=8, iterations=3, seed=5)
+    for kind in KINDS:
+        defaults = model_class(kind).defaults(settings)
+        if kind != "blend":
+            model_class(kind)(**defaults)
+        if "seed" in defaults:
+            assert defaults["seed"] == 5
+    assert model_class("als").defaults(settings)["factors"] == 8

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from setlist.bundle import ModelBundle
+from setlist.bundle_meta import BundleMeta
 from setlist.cli import app
 from setlist.cli.common import console
 from setlist.config import Settings, WeightConfig, get_settings
@@ -70,9 +71,9 @@ def _register_champion(settings: Settings, folder: Path) -> None:
     train = build_matrix(aggregate(world.interactions))
     model = ALSRecommender(factors=16, iterations=5, seed=0, threads=1)
     model.fit(weight(train.csr, WeightConfig()))
-    ModelBundle.build(model, train, world.items, {"model_type": "als"}, world.item_tags).save(
-        folder
-    )
+    ModelBundle.build(
+        model, train, world.items, BundleMeta(model_type="als"), world.item_tags
+    ).save(folder)
     registry = Registry(RegistryConfig.from_settings(settings))
     version = registry.log_model(
         run_name="champion",

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from setlist.bundle import ModelBundle
+from setlist.bundle_meta import BundleMeta
 from setlist.config import WeightConfig
 from setlist.data.schema import INTERACTION_SCHEMA, ITEM_SCHEMA
 from setlist.matrix import InteractionMatrix, build_matrix, weight
@@ -64,7 +65,7 @@ def fit(kind: str = "als") -> tuple[Recommender, InteractionMatrix]:
 def make_bundle(kind: str = "als", meta: dict[str, Any] | None = None) -> ModelBundle:
     model, train = fit(kind)
     meta = meta if meta is not None else {"model_type": kind, "data_fingerprint": "fp-tiny"}
-    return ModelBundle.build(model, train, items_meta(), meta)
+    return ModelBundle.build(model, train, items_meta(), BundleMeta.decode(meta))
 
 
 def save_bundle(path: Path, kind: str = "als", meta: dict[str, Any] | None = None) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from setlist.bundle import ModelBundle
+from setlist.bundle_meta import BundleMeta
 from setlist.config import IndexConfig
 from tests.registry.bundles import fit, items_meta
 
@@ -34,7 +35,9 @@ def make_tagged_bundle(
     model, train = fit("als")
     meta = meta if meta is not None else {"model_type": "als", "data_fingerprint": "fp-tagged"}
     config = IndexConfig(kind=index_kind)  # type: ignore[arg-type]
-    return ModelBundle.build(model, train, items_meta(), meta, item_tags(), config)
+    return ModelBundle.build(
+        model, train, items_meta(), BundleMeta.decode(meta), item_tags(), config
+    )
 
 
 def save_tagged_bundle(path: Path, index_kind: str = "exact") -> Path:

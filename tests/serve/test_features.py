@@ -39,7 +39,7 @@ def test_the_bundle_carries_its_index_and_tags(tagged_dir: Path) -> None:
     assert bundle.index is not None and bundle.index.kind == "hnsw"
     assert bundle.index.recall_at_10 is not None and bundle.index.recall_at_10 >= 0.95
     assert bundle.item_tags is not None and "chill" in bundle.tag_names.tolist()
-    assert bundle.meta["index"]["kind"] == "hnsw"
+    assert bundle.meta.index is not None and bundle.meta.index["kind"] == "hnsw"
 
 
 def test_every_item_carries_reasons_from_the_history(tc: TestClient) -> None:

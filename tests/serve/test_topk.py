@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from setlist.bundle import ModelBundle
+from setlist.bundle_meta import BundleMeta
 from setlist.cli import app
 from setlist.offline.topk import recommend_all_local, topk_rows
 from tests.serve.tagged import save_tagged_bundle
@@ -121,7 +122,7 @@ def _factor_bundle(n_users: int, n_items: int, f: int, per_user: int) -> ModelBu
         item_urls=np.array([""] * n_items),
         seen=seen,
         popularity=np.asarray(seen.sum(axis=0)).ravel().astype(np.float32),
-        meta={"model_type": "als"},
+        meta=BundleMeta(model_type="als"),
     )
 
 

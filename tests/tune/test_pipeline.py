@@ -7,13 +7,17 @@ import polars as pl
 import pytest
 
 from setlist.bundle import ModelBundle
-from setlist.config import CleanConfig, SplitConfig
+from setlist.bundle_meta import BundleMeta
+from setlist.config import CleanConfig, SplitConfig, WeightConfig
 from setlist.data.schema import Dataset, empty_items
 from setlist.data.synthetic import generate_preset
 from setlist.data.validate import ValidationReport
 from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, champion_per_user, measure, prepare, train_one
 from setlist.tune.trials import tuning_split
+
+#: What the pipeline records for a model that weighs its raw counts itself.
+LINEAR = BundleMeta(weighting=WeightConfig(scheme="linear", alpha=1.0))
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +38,7 @@ def test_measure_reports_time_and_peak_memory() -> None:
 
 def test_champion_side_equals_the_candidate_side_for_the_same_model(prepared: Prepared) -> None:
     trained = train_one(ModelSpec("ease", {"l2": 20.0}), prepared)
-    bundle = ModelBundle.build(trained.model, prepared.train, empty_items(), {})
-    bundle.meta["weighting"] = {"scheme": "linear", "alpha": 1.0}
+    bundle = ModelBundle.build(trained.model, prepared.train, empty_items(), LINEAR)
     rows = trained.report.user_rows
     same = champion_per_user(bundle, prepared.train, prepared.test, rows)
     np.testing.assert_allclose(same, trained.report.per_user["ndcg@10"])
@@ -54,8 +57,7 @@ def test_champion_on_another_catalogue_is_mapped_by_id_and_folds_in_new_users(
         SplitConfig(0.2, 1),
     )
     trained = train_one(ModelSpec("knn", {"k": 20}), other)
-    bundle = ModelBundle.build(trained.model, other.train, empty_items(), {})
-    bundle.meta["weighting"] = {"scheme": "linear", "alpha": 1.0}
+    bundle = ModelBundle.build(trained.model, other.train, empty_items(), LINEAR)
     rows = np.arange(prepared.train.shape[0], dtype=np.int64)
     values = champion_per_user(bundle, prepared.train, prepared.test, rows)
     assert values.shape == (len(rows),) and np.isfinite(values).all() and values.mean() > 0

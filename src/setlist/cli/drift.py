@@ -130,9 +130,7 @@ def _served(registry: Any, version: str, folder: Path) -> tuple[str, Any]:
 def _known(bundle: Any) -> dict[str, Any]:
     if bundle is None:
         return {}
-    from setlist.models.base import factor_vectors
-
-    vectors = factor_vectors(bundle.model)
+    vectors = bundle.model.vectors()
     return {
         "known_users": set(bundle.users.ids.tolist()),
         "known_items": set(bundle.items.ids.tolist()),

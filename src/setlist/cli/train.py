@@ -50,19 +50,12 @@ SeedOpt = Annotated[int | None, typer.Option(help="Seed of the split and the mod
 
 def model_specs(models: str, params: list[str] | None, settings: Settings) -> list[Any]:
     """Specs for ``--models`` and ``--param``; unknown names or bad values fail here."""
+    from setlist.models import model_class
     from setlist.models.specs import build_specs, parse_kinds, parse_overrides
 
     kinds = parse_kinds(models)
-    defaults: dict[str, dict[str, Any]] = {
-        "als": {
-            "factors": settings.factors,
-            "iterations": settings.iterations,
-            "regularization": settings.regularization,
-            "seed": settings.seed,
-        },
-        "bpr": {"seed": settings.seed},
-        "two_tower": {"seed": settings.seed},
-    }
+    # Each kind names its own defaults (ALS's size comes from the settings).
+    defaults = {kind: model_class(kind).defaults(settings) for kind in kinds}
     return build_specs(kinds, parse_overrides(params or []), settings.weights(), defaults)
 
 

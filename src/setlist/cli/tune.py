@@ -58,6 +58,7 @@ def tune(
     import time
 
     from setlist.config import WeightConfig
+    from setlist.models import model_class
     from setlist.models.specs import parse_kinds, parse_overrides
     from setlist.tune.budget import parse_budget
     from setlist.tune.study import TuneConfig, check_budget, check_config, run_study
@@ -72,7 +73,8 @@ def tune(
     )
     kinds = parse_kinds(models)
     overrides = parse_overrides(param or [])
-    model_specs(",".join(k for k in kinds if k != "blend") or "popularity", param, settings)
+    tunable = [k for k in kinds if model_class(k).tunable]
+    model_specs(",".join(tunable) or "popularity", param, settings)
     weights = None
     if weighting is not None:
         weights = WeightConfig(scheme=_scheme(weighting), alpha=settings.alpha)

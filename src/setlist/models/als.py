@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -21,11 +22,45 @@ from setlist.arrays import FloatArray, IntArray
 from setlist.errors import ConfigError
 from setlist.models.factors import FactorRecommender
 
+if TYPE_CHECKING:
+    from setlist.config import Settings
+    from setlist.models.space import SearchSpace
+
 
 class ALSRecommender(FactorRecommender):
     """Matrix factorisation by alternating least squares; confidences come pre-weighted."""
 
     kind = "als"
+    fidelity_param: ClassVar[str | None] = "iterations"
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        """Factors 32..256 and log-scale regularisation, where docs/TARGETS.md's figures put
+        the good values; the input weighting is searched too unless the study fixed it."""
+        space.choice("factors", [32, 64, 128, 256])
+        space.real("regularization", 1e-3, 100.0, log=True)
+        space.integer("iterations", 5, 30)
+        space.weighting(["log1p", "bm25", "linear"], alpha=(0.05, 50.0))
+        space.seed()
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        factors, iterations = int(params.get("factors", 128)), int(params.get("iterations", 15))
+        return 4e-9 * max(int(train.nnz), 1) * factors * iterations + 0.2
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        return {"factors": 32, "iterations": 5}
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> dict[str, Any]:
+        """ALS is the one model whose size the settings (and their env variables) name."""
+        return {
+            "factors": settings.factors,
+            "iterations": settings.iterations,
+            "regularization": settings.regularization,
+            "seed": settings.seed,
+        }
 
     def __init__(
         self,

@@ -8,12 +8,13 @@ and metadata to JSON with the arrays' SHA-256, and load without pickle, checking
 
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,10 @@ import scipy.sparse as sp
 
 from setlist.arrays import FloatArray, IntArray, sha256_file, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from setlist.config import Settings
+    from setlist.models.space import SearchSpace
 
 ARTIFACT_FORMAT = 1
 _REGISTRY: dict[str, type[Recommender]] = {}
@@ -30,11 +35,48 @@ class Recommender(ABC):
     """A fitted-or-not recommender over a fixed catalogue of ``n_items_`` rows."""
 
     kind: ClassVar[str]
+    #: Declared capabilities, read by the pipeline and the service instead of probing attributes.
+    #: ``weights_input``: the model turns raw counts into confidences itself (hand it counts).
+    weights_input: ClassVar[bool] = False
+    #: ``can_fold_in``: :meth:`fold_in` maps a history to a user vector in :meth:`vectors` space.
+    can_fold_in: ClassVar[bool] = False
+    #: The parameter counting iterations (or epochs): a tuning trial first fits a share of it,
+    #: which the pruner may cut. None: the model has no such parameter.
+    fidelity_param: ClassVar[str | None] = None
+    #: False for a kind the tuner does not sample by itself (a blend is searched over members).
+    tunable: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "kind" in cls.__dict__:
             _REGISTRY[cls.kind] = cls
+
+    # --- what the kind declares for tuning and training (its module is the one place) ---------
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        """Declare the ranges a tuning trial samples (``space.real("l2", 1, 1e4, log=True)``).
+
+        The default searches nothing: a trial then fits the kind with its fixed parameters.
+        """
+        del space  # nothing to sample
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        """A rough, deliberately generous fit-time estimate on 2 cores (for budget checks)."""
+        return 1.0
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        """The cheapest configuration of the space: a budget that cannot fit it is refused."""
+        return {}
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> dict[str, Any]:
+        """Parameters ``setlist train`` uses unless ``--param`` overrides them: the seed, for
+        a model that takes one."""
+        taken = inspect.signature(cls.__init__).parameters
+        return {"seed": settings.seed} if "seed" in taken else {}
 
     @abstractmethod
     def get_params(self) -> dict[str, Any]:
@@ -72,6 +114,25 @@ class Recommender(ABC):
         One row per row of ``user_items`` (confidences over this model's catalogue). Used for
         onboarding new listeners and for reflecting fresh listens without refitting.
         """
+
+    def vectors(self) -> tuple[FloatArray, FloatArray] | None:
+        """(user vectors, item vectors) when scores are their dot product, else None.
+
+        Factor models override it; the service then searches a vector index instead of scoring
+        the whole catalogue, and the drift monitor watches the item vectors.
+        """
+        return None
+
+    def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
+        """User vectors for histories the model never saw (only where ``can_fold_in``)."""
+        raise ModelError(f"a {self.kind!r} model has no user vectors to fold a history into")
+
+    def prepare_explain(self) -> object:
+        """Precompute what :meth:`explain` needs, so the first request does not pay for it.
+
+        The default has nothing to prepare; a model whose explanations need a table overrides it.
+        """
+        return None
 
     def explain(
         self, user_items: sp.csr_matrix, item_rows: IntArray, n: int = 3
@@ -166,21 +227,6 @@ class Recommender(ABC):
         if not isinstance(model, cls):
             raise ArtifactError(f"{path} holds a {model.kind!r} model, not {cls.kind!r}")
         return model
-
-
-def factor_vectors(model: object) -> tuple[FloatArray, FloatArray] | None:
-    """(user vectors, item vectors) of a model whose score is their dot product, else None.
-
-    Factor models (ALS, BPR) keep them as ``user_factors_`` / ``item_factors_``; a model
-    without both (popularity, neighbourhood models, EASE) is served by its own scoring.
-    """
-    users = getattr(model, "user_factors_", None)
-    items = getattr(model, "item_factors_", None)
-    if not isinstance(users, np.ndarray) or not isinstance(items, np.ndarray):
-        return None
-    if users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]:
-        return None
-    return users, items
 
 
 def model_class(kind: str) -> type[Recommender]:

@@ -14,7 +14,7 @@ member's arrays under ``m<i>.`` prefixes, in the one ``.npz`` of the contract.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,8 @@ class BlendRecommender(WeightsInput, Recommender):
     """Weighted sum of normalised member scores."""
 
     kind = "blend"
+    #: A blend's space is the weights over the best members found, searched by tune.blending.
+    tunable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -191,7 +193,7 @@ def _normalised(scores: FloatArray, how: str) -> FloatArray:
 
 
 def _weighs_itself(model: Recommender) -> bool:
-    return bool(getattr(model, "weights_input", False))
+    return model.weights_input
 
 
 def _spec(member: Any, position: int) -> dict[str, Any]:

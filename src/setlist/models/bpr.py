@@ -11,7 +11,8 @@ on that listener's own BPR objective with the item factors (and biases) fixed.
 from __future__ import annotations
 
 import os
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,9 @@ from setlist.errors import ConfigError
 from setlist.models.factors import FactorRecommender
 from setlist.models.knn import WeightsInput
 
+if TYPE_CHECKING:
+    from setlist.models.space import SearchSpace
+
 Float64Array = npt.NDArray[np.float64]
 
 
@@ -31,6 +35,24 @@ class BPRRecommender(WeightsInput, FactorRecommender):
 
     kind = "bpr"
     extra_columns = 1  # implicit's BPR keeps an item-bias column (users hold a 1 there)
+    fidelity_param: ClassVar[str | None] = "iterations"
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        space.choice("factors", [32, 64, 128])
+        space.real("learning_rate", 1e-3, 0.1, log=True)
+        space.real("regularization", 1e-4, 0.1, log=True)
+        space.integer("iterations", 20, 200, log=True)
+        space.seed()
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        factors, iterations = int(params.get("factors", 128)), int(params.get("iterations", 100))
+        return 3e-9 * max(int(train.nnz), 1) * factors * iterations + 0.2
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        return {"factors": 32, "iterations": 20}
 
     def __init__(
         self,

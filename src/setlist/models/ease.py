@@ -15,7 +15,8 @@ so the peak is about two n x n float32 matrices.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
 from setlist.models.base import Recommender
 from setlist.models.knn import WeightsInput
+
+if TYPE_CHECKING:
+    from setlist.models.space import SearchSpace
 
 #: Dense n x n float32 matrices alive at the peak of a fit (Gram/inverse, and the sparse Gram).
 PEAK_MATRICES = 2.0
@@ -45,6 +49,27 @@ class EASERecommender(WeightsInput, Recommender):
     """Embarrassingly shallow autoencoder, item-item weights in closed form."""
 
     kind = "ease"
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        """l2 over 1..10^4 on log scale: binary input prefers ~100, log1p-weighted ~2000."""
+        space.real("l2", 1.0, 1e4, log=True)
+        space.choice("weighting", ["none", "log1p"])
+        space.choice("min_item_users", [2, 3, 5])
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        """Cubic in the items kept (the Gram matrix is inverted)."""
+        users_per_item = np.bincount(sp.csr_matrix(train).indices, minlength=int(train.shape[1]))
+        kept = min(
+            int((users_per_item >= int(params.get("min_item_users", 1))).sum()),
+            int(params.get("max_items", 20_000)),
+        )
+        return float(kept**3 / 2e10 + 0.2)
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        return {"min_item_users": 5}
 
     def __init__(
         self,

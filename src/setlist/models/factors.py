@@ -7,7 +7,7 @@ similarity (cosine over item factors) and checking saved factor shapes are the s
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,10 +26,17 @@ class FactorRecommender(Recommender):
     item_factors_: FloatArray | None
     #: Columns beyond ``factors`` in the saved arrays (BPR keeps an item-bias column).
     extra_columns = 0
+    can_fold_in: ClassVar[bool] = True
 
     @abstractmethod
     def fold_in(self, user_items: sp.csr_matrix) -> FloatArray:
         """User vectors for histories the model never saw, item factors fixed."""
+
+    def vectors(self) -> tuple[FloatArray, FloatArray] | None:
+        """Both factor arrays once fitted (None before): scores are their dot product."""
+        if self.user_factors_ is None or self.item_factors_ is None:
+            return None
+        return self.user_factors_, self.item_factors_
 
     def _factors(self) -> tuple[FloatArray, FloatArray]:
         if self.user_factors_ is None or self.item_factors_ is None:

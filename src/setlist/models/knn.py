@@ -14,7 +14,8 @@ length) fitted once on the training users instead of recomputed on whatever batc
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,9 @@ from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.errors import ArtifactError, ConfigError, ModelError
 from setlist.matrix import bm25
 from setlist.models.base import Recommender
+
+if TYPE_CHECKING:
+    from setlist.models.space import SearchSpace
 
 SCHEMES = ("none", "linear", "log1p", "bm25")
 SIMILARITIES = ("cosine", "bm25")
@@ -130,6 +134,19 @@ class ItemKNNRecommender(WeightsInput, Recommender):
     """Item-item nearest neighbours on cosine or BM25 similarity of the item columns."""
 
     kind = "knn"
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        """Neighbourhoods of 10..500 (log scale), as the kNN literature tunes them."""
+        space.integer("k", 10, 500, log=True)
+        space.choice("similarity", ["cosine", "bm25"])
+        space.real("shrink", 0.0, 50.0)
+        space.choice("weighting", ["none", "log1p", "bm25"])
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        nnz = max(int(train.nnz), 1)
+        return 2e-8 * nnz * (nnz / max(int(train.shape[0]), 1)) + 0.2
 
     def __init__(
         self,

@@ -42,7 +42,7 @@ class ModelSpec:
 
 def weighs_input(kind: str) -> bool:
     """True for models that turn raw counts into confidences themselves (see models.knn)."""
-    return bool(getattr(model_class(kind), "weights_input", False))
+    return model_class(kind).weights_input
 
 
 def known_kinds() -> list[str]:

@@ -18,8 +18,9 @@ scores out) for onnxruntime; a test checks its scores against PyTorch's within 1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,8 @@ from setlist.models.knn import WeightsInput
 if TYPE_CHECKING:
     import torch
 
+    from setlist.models.space import SearchSpace
+
 _PARAMS = ("w_in", "b_in", "w_out", "b_out", "item_embeddings", "item_bias")
 
 
@@ -40,6 +43,27 @@ class TwoTowerRecommender(WeightsInput, Recommender):
     """History-encoder listener tower x item-embedding tower, trained with a full softmax."""
 
     kind = "two_tower"
+    fidelity_param: ClassVar[str | None] = "epochs"
+
+    @classmethod
+    def search_space(cls, space: SearchSpace) -> None:
+        space.choice("dim", [32, 64, 128])
+        space.choice("hidden", [128, 256, 512])
+        space.integer("epochs", 10, 60)
+        space.real("learning_rate", 1e-3, 1e-2, log=True)
+        space.real("dropout", 0.2, 0.7)
+        space.choice("weighting", ["none", "log1p"])
+        space.seed()
+
+    @classmethod
+    def estimate_seconds(cls, params: Mapping[str, Any], train: sp.csr_matrix) -> float:
+        steps = int(params.get("epochs", 30)) * int(train.shape[0])
+        width = int(params.get("hidden", 256)) + int(params.get("dim", 64))
+        return 6e-10 * steps * int(train.shape[1]) * width + 1
+
+    @classmethod
+    def smallest_params(cls) -> dict[str, Any]:
+        return {"epochs": 10, "hidden": 128, "dim": 32}
 
     def __init__(
         self,

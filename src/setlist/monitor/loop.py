@@ -380,10 +380,10 @@ class Loop:
 
 def item_vectors(bundle: ModelBundle) -> tuple[list[str], np.ndarray] | None:
     """The served model's item vectors (factor models), for the PCA drift check."""
-    factors = getattr(bundle.model, "item_factors_", None)
-    if factors is None:
+    vectors = bundle.model.vectors()
+    if vectors is None:
         return None
-    return bundle.items.ids.tolist(), np.asarray(factors)
+    return bundle.items.ids.tolist(), np.asarray(vectors[1])
 
 
 def _number(value: object) -> bool:

@@ -83,12 +83,7 @@ class RetrainResult:
 def champion_spec(bundle: ModelBundle) -> ModelSpec:
     """The champion's model family: kind, constructor parameters and input weighting."""
     meta = bundle.meta
-    kind = str(meta.get("model_type", ""))
-    params = dict(meta.get("params") or {})
-    weighting = meta.get("weighting") or {}
-    fields = WeightConfig.__dataclass_fields__
-    weights = WeightConfig(**{k: v for k, v in weighting.items() if k in fields})
-    return ModelSpec(kind, params, weights)
+    return ModelSpec(meta.model_type or "", dict(meta.params), meta.weighting or WeightConfig())
 
 
 def recent_discoveries(

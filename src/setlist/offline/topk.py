@@ -40,7 +40,6 @@ from setlist.bundle import ModelBundle
 from setlist.config import IndexConfig
 from setlist.errors import ConfigError
 from setlist.index import ExactIndex, VectorIndex, choose_kind, recall_at_k, tuned_index
-from setlist.models.base import factor_vectors
 
 BATCH = 16_384  # users per block: bounds memory; large enough for IVF's cell order to pay
 MAX_OVERFETCH = 1024
@@ -68,7 +67,7 @@ def topk_rows(
 
     Factor models search ``index`` (default: the bundle's own).
     """
-    vectors = factor_vectors(bundle.model)
+    vectors = bundle.model.vectors()
     index = index if index is not None else bundle.index
     if vectors is None or index is None:
         return bundle.model.recommend(rows, bundle.seen[rows], k=k, exclude_seen=True)
@@ -130,7 +129,7 @@ def _heard(bundle: ModelBundle, rows: IntArray, found: IntArray) -> npt.NDArray[
 def _exact(
     bundle: ModelBundle, users: FloatArray, rows: IntArray, k: int
 ) -> tuple[IntArray, FloatArray]:
-    _, items = factor_vectors(bundle.model) or (users, users)
+    _, items = bundle.model.vectors() or (users, users)
     dense = users[rows] @ items.T
     sub = bundle.seen[rows].tocoo()
     dense[sub.row, sub.col] = -np.inf
@@ -196,7 +195,7 @@ def batch_index(
     Tuned for recall at the depth a typical user's list is cut from: k plus the median number
     of heard items, which are dropped from it.
     """
-    vectors = factor_vectors(bundle.model)
+    vectors = bundle.model.vectors()
     if vectors is None:
         return None
     users, items = vectors

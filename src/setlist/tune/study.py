@@ -27,10 +27,11 @@ from typing import Any
 
 from setlist.config import WeightConfig
 from setlist.errors import ConfigError, SetlistError
+from setlist.models.base import model_class
 from setlist.models.specs import ModelSpec
 from setlist.pipeline import Prepared, TrainedModel, register_and_gate, train_one
 from setlist.registry.store import Registry
-from setlist.tune.space import ITERATIVE, at_fidelity, cheapest_trial_seconds, suggest
+from setlist.tune.space import at_fidelity, cheapest_trial_seconds, fidelity_param, suggest
 from setlist.tune.tracking import StudyTracker
 from setlist.tune.trials import TrialResult, TrialRunner, tuning_split
 
@@ -60,7 +61,8 @@ class TuneConfig:
 
     @property
     def base_kinds(self) -> list[str]:
-        return [k for k in self.kinds if k != "blend"]
+        """The kinds a trial samples directly (the blend is searched over their best)."""
+        return [k for k in self.kinds if model_class(k).tunable]
 
 
 def check_config(config: TuneConfig) -> None:
@@ -236,7 +238,7 @@ def _run_trial(
         value, _ = runner.run(low, final=False)
         trial.report(value, 0)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"{ITERATIVE[spec.kind]} at 1/3: ndcg@10 {value:.4f}")
+            raise optuna.TrialPruned(f"{fidelity_param(spec.kind)} at 1/3: ndcg@10 {value:.4f}")
     value, usage = runner.run(spec)
     result.value, result.usage = value, usage
     trial.report(value, 1)

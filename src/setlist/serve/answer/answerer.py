@@ -45,7 +45,8 @@ class Answerer:
         self.ranker = ranker
         self.moods = moods
         self.mood_weight = mood_weight
-        self.weighting = _weighting(bundle.meta)
+        # The weighting the model was trained with (the default where the bundle has none).
+        self.weighting = bundle.meta.weighting or WeightConfig()
         self.ids: npt.NDArray[np.str_] = bundle.items.ids
         self.names: npt.NDArray[np.str_] = bundle.item_names
         # Plain lists for the per-answer lookups: indexing one gives a str, no numpy scalar.
@@ -58,21 +59,23 @@ class Answerer:
         # Confidences of the whole training history, once: a request only slices its row.
         self.conf = weight(seen, self.weighting) if seen.nnz else seen
         self._by_name = _name_lookup(self.names, bundle.popularity)
-        warm = getattr(bundle.model, "prepare_explain", None)
-        if callable(warm):
-            warm()  # what ALS explanations share across requests: paid at load, not per request
+        # What explanations share across requests (ALS's table): paid at load, not per request.
+        bundle.model.prepare_explain()
 
     # ----------------------------------------------------------------- sources
 
     def for_user(
         self, user_id: str, extra: dict[str, float], query: Query, version: str
     ) -> Recommendations | str:
-        """A known user (trained vector), or any user with online history (fold-in)."""
+        """A known user (trained vector), or any user with a history to fold in: online events,
+        or a listener the training filter dropped (kept in the bundle with their history)."""
         from setlist.serve.answer.state import PERSONALIZED, PERSONALIZED_ONLINE
 
         row = self.bundle.users.get(user_id)
-        if extra:
-            history = self._merged_history(row, extra)
+        # A trained listener without online events never pays for the history lookup.
+        stored = self.bundle.history(user_id) if extra or row is None else None
+        if extra or stored is not None:
+            history = self._merged_history(stored, extra)
             liked = {c: w for c, w in history.items() if w > 0}
             banned = np.fromiter((c for c, w in history.items() if w <= 0), dtype=np.int64)
             if not liked:
@@ -105,10 +108,14 @@ class Answerer:
     def popular(
         self, user_id: str | None, query: Query, version: str, reason: str
     ) -> Recommendations:
-        """The most heard items (after the caller's exclusions and the business filters)."""
+        """The most heard items (after the caller's exclusions and the business filters), never
+        one a known listener already heard."""
         from setlist.serve.answer.state import POPULAR_FALLBACK, Recommendations
 
         excluded = self._excluded(query.exclude)
+        heard = None if user_id is None else self.bundle.history(user_id)
+        if heard is not None:
+            excluded = np.concatenate([excluded, heard.indices.astype(np.int64)])
         fetch = min(len(self.ids), 3 * query.k + len(excluded) + 16)
         rows = self.popular_rows[:fetch]
         ranked = self.ranker.rank_scored(rows, self.bundle.popularity[rows], query.k, excluded)
@@ -169,14 +176,13 @@ class Answerer:
         rows = self.bundle.items.rows(exclude)
         return rows[rows >= 0]
 
-    def _merged_history(self, row: int | None, extra: dict[str, float]) -> dict[int, float]:
+    def _merged_history(
+        self, stored: sp.csr_matrix | None, extra: dict[str, float]
+    ) -> dict[int, float]:
+        """The listener's stored history (1 x items raw counts, or None) plus online events."""
         history: dict[int, float] = {}
-        if row is not None:
-            seen = self.bundle.seen
-            lo, hi = seen.indptr[row], seen.indptr[row + 1]
-            history = dict(
-                zip(seen.indices[lo:hi].tolist(), seen.data[lo:hi].tolist(), strict=True)
-            )
+        if stored is not None:
+            history = dict(zip(stored.indices.tolist(), stored.data.tolist(), strict=True))
         for item_id, added in extra.items():
             col = self.bundle.items.get(item_id)
             if col is not None:
@@ -256,12 +262,3 @@ def _with(recs: Recommendations | str, **changes: Any) -> Recommendations | str:
     from dataclasses import replace
 
     return recs if isinstance(recs, str) else replace(recs, **changes)
-
-
-def _weighting(meta: dict[str, Any]) -> WeightConfig:
-    """The weighting the bundle's model was trained with (recorded in its metadata)."""
-    recorded = meta.get("weighting")
-    if not isinstance(recorded, dict):
-        return WeightConfig()
-    fields = WeightConfig.__dataclass_fields__
-    return WeightConfig(**{k: v for k, v in recorded.items() if k in fields})

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from setlist.arrays import FloatArray, IntArray, top_k
 from setlist.index import ExactIndex, VectorIndex
-from setlist.models.base import Recommender, factor_vectors
+from setlist.models.base import Recommender
 
 
 class Taste(ABC):
@@ -64,7 +64,7 @@ class Retriever:
 
     def __init__(self, model: Recommender, index: VectorIndex | None) -> None:
         self.model = model
-        vectors = factor_vectors(model)
+        vectors = model.vectors()
         self.users: FloatArray | None = None
         self.items: FloatArray | None = None
         self.index: VectorIndex | None = None
@@ -72,7 +72,7 @@ class Retriever:
             self.users, self.items = vectors
             # A bundle saved without an index still gets exact search over the same vectors.
             self.index = index if index is not None else ExactIndex(self.items)
-        self.can_fold_in = callable(getattr(model, "fold_in", None))
+        self.can_fold_in = model.can_fold_in
 
     @property
     def uses_index(self) -> bool:
@@ -88,6 +88,6 @@ class Retriever:
     def for_history(self, confidences: sp.csr_matrix) -> Taste:
         """Taste of a listener known only by a history (1 x items confidences): fold-in."""
         if self.can_fold_in and self.items is not None and self.index is not None:
-            vector = np.asarray(self.model.fold_in(confidences), dtype=np.float32)[0]  # type: ignore[attr-defined]
+            vector = np.asarray(self.model.fold_in(confidences), dtype=np.float32)[0]
             return VectorTaste(vector, self.index, self.items)
         return DenseTaste(self.model.score_histories(confidences)[0])

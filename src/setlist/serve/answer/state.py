@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PERSONALIZED = "personalized"
-PERSONALIZED_ONLINE = "personalized_online"  # history since training folded in
+# A history folded in: listens since training, or a listener the training filter dropped.
+PERSONALIZED_ONLINE = "personalized_online"
 ONBOARDING = "onboarding"  # seed artists folded in
 MOOD = "mood"  # a mood's best artists, for a listener without history
 POPULAR_FALLBACK = "popular_fallback"
@@ -54,13 +55,13 @@ class ModelInfo:
 
     @classmethod
     def from_version(cls, mv: ModelVersion, bundle: ModelBundle) -> ModelInfo:
-        trained = _datetime(bundle.meta.get("trained_at")) or mv.created_at
+        trained = bundle.meta.trained_at or mv.created_at
         return cls(
             version=mv.version,
             model_type=mv.model_type if mv.model_type != "unknown" else bundle.model.kind,
             params=mv.params or bundle.model.get_params(),
             metrics=dict(mv.metrics),
-            data_fingerprint=mv.data_fingerprint or _fingerprint(bundle.meta),
+            data_fingerprint=mv.data_fingerprint or bundle.meta.data_fingerprint,
             trained_at=trained,
             index=None if bundle.index is None else bundle.index.describe(),
         )
@@ -69,18 +70,13 @@ class ModelInfo:
     def from_bundle(cls, bundle: ModelBundle) -> ModelInfo:
         """Info for a bundle served straight from a folder (no registry version)."""
         meta = bundle.meta
-        metrics = meta.get("metrics")
         return cls(
-            version=str(meta.get("version") or "local"),
-            model_type=str(meta.get("model_type") or bundle.model.kind),
+            version=meta.version or "local",
+            model_type=meta.model_type or bundle.model.kind,
             params=bundle.model.get_params(),
-            metrics={
-                str(k): float(v)
-                for k, v in (metrics.items() if isinstance(metrics, dict) else [])
-                if isinstance(v, int | float)
-            },
-            data_fingerprint=_fingerprint(meta),
-            trained_at=_datetime(meta.get("trained_at")),
+            metrics=dict(meta.metrics),
+            data_fingerprint=meta.data_fingerprint,
+            trained_at=meta.trained_at,
             index=None if bundle.index is None else bundle.index.describe(),
         )
 
@@ -247,22 +243,3 @@ class ModelState:
         keep = ids[0] != row
         items = self._answerer().named(ids[0][keep], scores[0][keep])
         return SimilarItems(item_id, info.version, items)
-
-
-def _fingerprint(meta: dict[str, Any]) -> str | None:
-    data = meta.get("data")
-    value = meta.get("data_fingerprint") or (
-        data.get("fingerprint") if isinstance(data, dict) else None
-    )
-    return None if value is None else str(value)
-
-
-def _datetime(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
