@@ -19,6 +19,7 @@ import pytest
 from setlist.bundle import ModelBundle
 from setlist.offline.topk import recommend_all_local
 from setlist.serve import create_app
+from setlist.serve.answer.ask import MAX_ID_LENGTH, MAX_MOOD_LENGTH
 from setlist.serve.api.hotpath import HotPathMiddleware
 from setlist.serve.runtime.settings import ranking_config
 from tests.serve.conftest import TestClient, make_settings
@@ -180,3 +181,29 @@ def test_recommend_all_writes_what_the_service_answers(bundle_dir: Path, tmp_pat
         served = [i.item_id for i in state.recommend(user, 3).items]
         assert [item for _, item in sorted(written.get(user, []))] == served, user
     assert any(i.new_item for u in bundle.users.ids.tolist() for i in state.recommend(u, 3).items)
+
+
+@pytest.mark.parametrize(
+    ("param", "limit"),
+    [("mood", MAX_MOOD_LENGTH), ("exclude", MAX_ID_LENGTH), ("user", MAX_ID_LENGTH)],
+)
+def test_the_hot_path_and_fastapi_share_each_length_limit(
+    apps: Apps, param: str, limit: int
+) -> None:
+    """At the limit the hot path takes the request; one past it, FastAPI refuses it (422)."""
+    client = apps.client("none")
+    hot = _hot(client)
+
+    def get(length: int) -> Any:
+        user = "u" * length if param == "user" else "u4"
+        query = "" if param == "user" else f"?{param}={'m' * length}"
+        before = hot.served
+        response = client.get(f"/v1/users/{user}/recommendations{query}")
+        return response, hot.served - before
+
+    at, served_at = get(limit)
+    past, served_past = get(limit + 1)
+    assert served_at == 1 and at.status_code in (200, 422)  # 422: no such mood, not a length
+    assert served_past == 0 and past.status_code == 422
+    field = "user_id" if param == "user" else param
+    assert field in past.text and (at.status_code == 200 or "length" not in at.text)
