@@ -33,6 +33,7 @@ class BlockAnswerer:
             ranking, bundle.items.ids, bundle.popularity, bundle.item_tags, bundle.tag_names
         )
         self.filters = bool(self.ranker.blocked.any())
+        self._slot = ranking.new_item_slot > 0 and len(self.ranker.new_rows) > 0
         self._state: ModelState | None = None  # built on the first user the block cannot settle
         self.one_by_one = 0  # users answered through ModelState.answer
 
@@ -48,6 +49,8 @@ class BlockAnswerer:
 
         ``ids``/``scores``: each user's unheard candidates, best first, -1 / -inf padded.
         """
+        if not self.filters and self.ranking.max_per_group <= 0 and not self._slot:
+            return _padded(ids, scores, k)  # no rule to apply: the search's lists as they are
         keep = ids >= 0
         safe = np.maximum(ids, 0)
         if self.filters:
@@ -59,10 +62,7 @@ class BlockAnswerer:
         picked = np.take_along_axis(keep, order, axis=1)
         out_ids = np.where(picked, np.take_along_axis(ids, order, axis=1), -1)
         out_scores = np.where(picked, np.take_along_axis(scores, order, axis=1), -np.inf)
-        if out_ids.shape[1] < k:  # fewer candidates than k (a tiny catalogue): pad
-            pad = k - out_ids.shape[1]
-            out_ids = np.pad(out_ids, ((0, 0), (0, pad)), constant_values=-1)
-            out_scores = np.pad(out_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        out_ids, out_scores = _padded(out_ids, out_scores, k)
         unsettled = self._unsettled(ids >= 0, keep, picked, out_ids, k)
         for i in np.flatnonzero(unsettled).tolist():
             out_ids[i], out_scores[i] = self._one(int(users[i]), k)
@@ -83,7 +83,7 @@ class BlockAnswerer:
         """
         dropped = (found & ~keep).any(axis=1)
         unsettled = dropped & (picked.sum(axis=1) < k)
-        if self.ranking.new_item_slot > 0 and len(self.ranker.new_rows):
+        if self._slot:
             has_new = (self.ranker.is_new[np.maximum(out_ids, 0)] & (out_ids >= 0)).any(axis=1)
             unsettled |= ~has_new
         return np.asarray(unsettled)
@@ -101,6 +101,17 @@ class BlockAnswerer:
         out_ids[:n] = [item.row for item in recs.items]
         out_scores[:n] = [item.score for item in recs.items]
         return out_ids, out_scores
+
+
+def _padded(ids: IntArray, scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
+    """Exactly k columns: cut, or padded with -1 / -inf (fewer candidates than k)."""
+    if ids.shape[1] >= k:
+        return ids[:, :k].astype(np.int64, copy=False), scores[:, :k].astype(np.float32, copy=False)
+    pad = ((0, 0), (0, k - ids.shape[1]))
+    return (
+        np.pad(ids, pad, constant_values=-1).astype(np.int64),
+        np.pad(scores, pad, constant_values=-np.inf).astype(np.float32),
+    )
 
 
 def _within_cap(groups: IntArray, keep: npt.NDArray[np.bool_], cap: int) -> npt.NDArray[np.bool_]:
