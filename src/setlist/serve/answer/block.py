@@ -13,6 +13,8 @@ service's answer without a policy.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -38,9 +40,17 @@ class BlockAnswerer:
         self.one_by_one = 0  # users answered through ModelState.answer
 
     def depth(self, k: int) -> int:
-        """Candidates to search per user: k, and room for what the rules may drop."""
+        """Candidates to search per user: k, and room for what the rules may drop.
+
+        As the per-request ranking: three times k under a per-tag cap. Blocked items take
+        twice their share of the catalogue, and a few more; a user left short anyway is
+        answered one by one, so this only trades search depth against those users.
+        """
         depth = k * (3 if self.ranking.max_per_group > 0 else 1)
-        return min(len(self.bundle.items), depth + (k if self.filters else 0))
+        if self.filters:
+            share = float(self.ranker.blocked.mean())
+            depth += math.ceil(2 * share * depth) + 8
+        return min(len(self.bundle.items), depth)
 
     def answer(
         self, users: IntArray, ids: IntArray, scores: FloatArray, k: int
