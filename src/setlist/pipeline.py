@@ -357,6 +357,13 @@ def bundle_ranked(
 
     Users the bundle knows are ranked as fitted users, others are folded in from their history;
     items the bundle does not know cannot be recommended by it (they stay relevant, as misses).
+
+    This is an evaluation ranking of the raw model, not an answer: it does not go through
+    ``ModelState.answer`` on purpose. The gate compares a candidate model with the champion
+    (and ``setlist evaluate-version`` scores one) on the same footing as the offline metrics
+    of training, which rank the model alone; the business rules (blocked items, per-tag cap,
+    new-item slot) depend on the serving settings, not on the model, and would make a
+    model's score change with them.
     """
     to_bundle = bundle.items.rows(train.items.ids.tolist())
     from_bundle = train.items.rows(bundle.items.ids.tolist())

@@ -137,17 +137,19 @@ def recommend_all(
     if backend not in ("local", "ray"):
         raise typer.BadParameter(f"--backend must be local or ray, got {backend!r}")
     from setlist.offline.topk import recommend_all_local, recommend_all_ray
+    from setlist.serve.runtime.settings import ranking_config
 
     settings = settings_with()
+    ranking = ranking_config(settings)  # the service's rules: SETLIST_RANK_*
     with tempfile.TemporaryDirectory(prefix="setlist-topk-") as tmp:
         folder = bundle or _download(settings, version, Path(tmp))
         if backend == "ray":
-            result = recommend_all_ray(folder, k, out, cpus)
+            result = recommend_all_ray(folder, k, out, cpus, ranking)
         else:
             from setlist.bundle import ModelBundle
 
             result = recommend_all_local(
-                ModelBundle.load(folder), k, out, cpus, min_recall=settings.index_min_recall
+                ModelBundle.load(folder), k, out, cpus, settings.index_min_recall, ranking
             )
     table = Table(title="recommend-all")
     for name in ("users", "k", "seconds", "users/s", "index", f"recall@{k}", "file"):

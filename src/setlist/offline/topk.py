@@ -16,6 +16,12 @@ history gets exact scoring instead). Other models use their own ``recommend`` in
 ``ray`` backend splits the users over Ray Data tasks, each loading the bundle from its folder
 once and searching the bundle's own index.
 
+Every list goes through the service's ranking rules (:class:`setlist.serve.answer.block.
+BlockAnswerer`: blocked items and tags, the per-tag cap, the new-item slot, as
+``SETLIST_RANK_*`` sets them), from candidates searched deep enough for what the rules drop; a
+user the block pass cannot settle is answered by ``ModelState.answer`` itself. No exploration:
+top picks are the deterministic top k.
+
 The Parquet file is long and dictionary-encoded: ``user_id``, ``rank`` (1..k), ``item_id``,
 ``score``, written block by block (memory stays bounded by one block of users).
 """
@@ -40,6 +46,8 @@ from setlist.bundle import ModelBundle
 from setlist.config import IndexConfig
 from setlist.errors import ConfigError
 from setlist.index import ExactIndex, VectorIndex, choose_kind, recall_at_k, tuned_index
+from setlist.serve.answer.block import BlockAnswerer
+from setlist.serve.answer.ranking import RankingConfig
 
 BATCH = 16_384  # users per block: bounds memory; large enough for IVF's cell order to pay
 MAX_OVERFETCH = 1024
@@ -154,7 +162,12 @@ def to_table(bundle: ModelBundle, rows: IntArray, ids: IntArray, scores: FloatAr
 
 
 def recommend_all_local(
-    bundle: ModelBundle, k: int, out: Path, threads: int = 2, min_recall: float = 0.95
+    bundle: ModelBundle,
+    k: int,
+    out: Path,
+    threads: int = 2,
+    min_recall: float = 0.95,
+    ranking: RankingConfig | None = None,
 ) -> TopKResult:
     """Every user's top-k with this process's threads; writes ``out`` (Parquet).
 
@@ -170,11 +183,14 @@ def recommend_all_local(
     started = time.perf_counter()
     with threadpool_limits(limits=threads, user_api="blas"):
         index = batch_index(bundle, k, min_recall)
+        answerer = BlockAnswerer(bundle, ranking or RankingConfig())
+        depth = answerer.depth(k)
         out.parent.mkdir(parents=True, exist_ok=True)
         writer: pq.ParquetWriter | None = None
         try:
             for rows in user_blocks(len(bundle.users)):
-                ids, scores = topk_rows(bundle, rows, k, index)
+                found, found_scores = topk_rows(bundle, rows, depth, index)
+                ids, scores = answerer.answer(rows, found, found_scores, k)
                 table = to_table(bundle, rows, ids, scores)
                 writer = writer or pq.ParquetWriter(out, table.schema)
                 writer.write_table(table)
@@ -225,7 +241,9 @@ def served_recall(
     return recall_at_k(found, exact)
 
 
-def recommend_all_ray(bundle_dir: Path, k: int, out: Path, cpus: int = 2) -> TopKResult:
+def recommend_all_ray(
+    bundle_dir: Path, k: int, out: Path, cpus: int = 2, ranking: RankingConfig | None = None
+) -> TopKResult:
     """The same with Ray Data: user blocks as a dataset, one bundle per actor, Parquet out."""
     import ray
 
@@ -238,7 +256,7 @@ def recommend_all_ray(bundle_dir: Path, k: int, out: Path, cpus: int = 2) -> Top
         ds = ray.data.range(n_users, override_num_blocks=max(cpus, n_users // BATCH))
         ranked = ds.map_batches(
             _RayTopK,
-            fn_constructor_args=(str(bundle_dir), k),
+            fn_constructor_args=(str(bundle_dir), k, ranking or RankingConfig()),
             batch_size=BATCH,
             batch_format="pyarrow",
             concurrency=cpus,
@@ -255,16 +273,18 @@ def recommend_all_ray(bundle_dir: Path, k: int, out: Path, cpus: int = 2) -> Top
 class _RayTopK:
     """A Ray Data actor: loads the bundle once, answers user-row batches."""
 
-    def __init__(self, bundle_dir: str, k: int) -> None:
+    def __init__(self, bundle_dir: str, k: int, ranking: RankingConfig) -> None:
         from setlist.index import set_search_threads
 
         set_search_threads(1)
         self.bundle = ModelBundle.load(Path(bundle_dir))
         self.k = k
+        self.answerer = BlockAnswerer(self.bundle, ranking)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = np.asarray(batch.column("id").to_numpy(), dtype=np.int64)
-        ids, scores = topk_rows(self.bundle, rows, self.k)
+        found, found_scores = topk_rows(self.bundle, rows, self.answerer.depth(self.k))
+        ids, scores = self.answerer.answer(rows, found, found_scores, self.k)
         table = to_table(self.bundle, rows, ids, scores)
         # Plain strings: dictionaries differ per block and Ray concatenates blocks.
         return table.cast(

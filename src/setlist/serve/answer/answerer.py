@@ -105,6 +105,10 @@ class Answerer:
         recs = self._personal(None, taste, conf, heard, query, version, ONBOARDING)
         return _with(recs, unknown_seeds=tuple(unknown))
 
+    def nobody(self, query: Query, version: str) -> Recommendations | str:
+        """A request naming no listener: a mood's best artists, else on down the chain."""
+        return self._mood_or(None, query, version, "no_listener")
+
     def popular(
         self, user_id: str | None, query: Query, version: str, reason: str
     ) -> Recommendations:
@@ -125,7 +129,7 @@ class Answerer:
     # ----------------------------------------------------------------- helpers
 
     def _mood_or(
-        self, user_id: str, query: Query, version: str, reason: str
+        self, user_id: str | None, query: Query, version: str, reason: str
     ) -> Recommendations | str:
         """Without taste, a mood request gets the mood's best artists; otherwise fall through."""
         from setlist.serve.answer.state import MOOD, Recommendations

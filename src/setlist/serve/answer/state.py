@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,6 +21,7 @@ import numpy.typing as npt
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError, UnavailableError, ValidationError
 from setlist.registry import ModelVersion
+from setlist.serve.answer.ask import Ask
 from setlist.serve.answer.explain import Reason
 from setlist.serve.answer.moods import MoodInfo, MoodTable
 from setlist.serve.answer.online import OnlineHistory
@@ -101,6 +102,13 @@ class Recommendations:
     fallback_reason: str | None = None
     mood: str | None = None
     unknown_seeds: tuple[str, ...] = ()
+    # Each item's probability of being shown under the serving policy; None: the deterministic
+    # top k (every propensity 1), so the common answer needs no second object.
+    propensities: tuple[float, ...] | None = None
+
+    def shown_propensities(self) -> list[float]:
+        """One propensity per item (1 for each when the answer is the deterministic top k)."""
+        return [1.0] * len(self.items) if self.propensities is None else list(self.propensities)
 
 
 @dataclass(frozen=True)
@@ -171,40 +179,55 @@ class ModelState:
         if mood is not None:
             self._answerer().moods.get(mood)
 
+    def answer(self, ask: Ask) -> Recommendations:
+        """The one way to a listener's top k; every route and recommend-all's rules go here.
+
+        Down the degradation chain (personal: known user, online history or seeds; then mood,
+        then popular), every ranking rule applied (heard items, the caller's exclusions, blocked
+        items and tags, the per-tag cap, the new-item slot, the mood blend), reasons attached,
+        and, when ``ask.policy`` explores, the slate drawn from its pool with propensities.
+        """
+        _, info = self.require()
+        query = Query(ask.pool(), ask.exclude, ask.mood)
+        self.check_mood(ask.mood)
+        answerer = self._answerer()
+        personal: Callable[[], Recommendations | str]
+        user_id = ask.user_id
+        if user_id is not None:
+            extra = self.online.extra(user_id) if self.online is not None else {}
+
+            def personal() -> Recommendations | str:
+                return answerer.for_user(user_id, extra, query, info.version)
+
+        elif ask.seeds:
+            rows, unknown = answerer.resolve_seeds(ask.seeds)
+            if not rows:
+                raise ValidationError(
+                    f"none of the seeds is a known artist id or name: {list(ask.seeds)[:5]}",
+                    field="seeds",
+                )
+
+            def personal() -> Recommendations | str:
+                return answerer.for_seeds(rows, unknown, query, info.version)
+
+        else:
+
+            def personal() -> Recommendations | str:
+                return answerer.nobody(query, info.version)
+
+        return _shown(self._chain(user_id, query, personal), ask)
+
     def recommend(
         self, user_id: str, k: int, exclude: Sequence[str] = (), mood: str | None = None
     ) -> Recommendations:
-        """Top-k for a user, down the degradation chain: personalised, then popular, else 503."""
-        _, info = self.require()
-        query = Query(k, tuple(exclude), mood)
-        self.check_mood(mood)
-        answerer = self._answerer()
-        extra = self.online.extra(user_id) if self.online is not None else {}
-
-        def personal() -> Recommendations | str:
-            return answerer.for_user(user_id, extra, query, info.version)
-
-        return self._chain(user_id, query, personal)
+        """Top-k for a user, deterministic (see :meth:`answer`)."""
+        return self.answer(Ask(user_id=user_id, k=k, exclude=tuple(exclude), mood=mood))
 
     def onboard(
         self, seeds: Sequence[str], k: int, exclude: Sequence[str] = (), mood: str | None = None
     ) -> Recommendations:
         """Top-k for a new listener from a few seed artists (ids or names), by fold-in."""
-        _, info = self.require()
-        query = Query(k, tuple(exclude), mood)
-        self.check_mood(mood)
-        answerer = self._answerer()
-        rows, unknown = answerer.resolve_seeds(seeds)
-        if not rows:
-            raise ValidationError(
-                f"none of the seeds is a known artist id or name: {list(seeds)[:5]}",
-                field="seeds",
-            )
-
-        def personal() -> Recommendations | str:
-            return answerer.for_seeds(rows, unknown, query, info.version)
-
-        return self._chain(None, query, personal)
+        return self.answer(Ask(seeds=tuple(seeds), k=k, exclude=tuple(exclude), mood=mood))
 
     def _chain(
         self,
@@ -243,3 +266,13 @@ class ModelState:
         keep = ids[0] != row
         items = self._answerer().named(ids[0][keep], scores[0][keep])
         return SimilarItems(item_id, info.version, items)
+
+
+def _shown(recs: Recommendations, ask: Ask) -> Recommendations:
+    """The slate the policy shows out of the ranked pool (the pool itself when it is k)."""
+    if ask.policy is None or not ask.policy.active:
+        if len(recs.items) <= ask.k:
+            return recs
+        return replace(recs, items=recs.items[: ask.k])
+    slate = ask.policy.choose(recs.items, [i.score for i in recs.items], ask.k)
+    return replace(recs, items=slate.items, propensities=tuple(slate.propensities))

@@ -13,12 +13,10 @@ from pydantic import StringConstraints
 
 from setlist.config import Settings
 from setlist.errors import ValidationError
+from setlist.serve.answer.ask import DEFAULT_K, MAX_ID_LENGTH, MAX_MOOD_LENGTH
 from setlist.serve.answer.state import ModelState
 from setlist.serve.runtime.abtest import Arms
 from setlist.serve.runtime.metrics import ServiceMetrics
-
-MAX_ID_LENGTH = 256
-DEFAULT_K = 10
 
 
 async def get_settings(request: Request) -> Settings:
@@ -87,7 +85,7 @@ MoodQuery = Annotated[
     str | None,
     Query(
         min_length=1,
-        max_length=64,
+        max_length=MAX_MOOD_LENGTH,
         description="Blend the listener's taste with a mood (see GET /v1/moods).",
     ),
 ]

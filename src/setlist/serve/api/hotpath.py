@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from setlist.serve.api.deps import DEFAULT_K, MAX_ID_LENGTH
+from setlist.serve.answer.ask import DEFAULT_K, MAX_ID_LENGTH, MAX_MOOD_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ PREFIX = "/v1/users/"
 SUFFIX = "/recommendations"
 TEMPLATE = PREFIX + "{user_id:path}" + SUFFIX
 PARAMETERS = ("request", "user_id", "k", "exclude", "mood")
-MAX_MOOD_LENGTH = 64  # as the route declares (``setlist.serve.api.deps.MoodQuery``)
 _MAX_K_DIGITS = 9
 
 

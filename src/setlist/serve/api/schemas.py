@@ -7,6 +7,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from setlist.serve.answer.ask import (
+    DEFAULT_K,
+    MAX_BATCH_USERS,
+    MAX_BODY_EXCLUDE,
+    MAX_BODY_K,
+    MAX_ID_LENGTH,
+    MAX_MOOD_LENGTH,
+    MAX_SEEDS,
+)
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+
 
 class ItemScorePublic(BaseModel):
     item_id: str
@@ -48,14 +60,14 @@ class OnboardingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seeds: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
-        min_length=1, max_length=50, description="Seed artists: item ids or names."
+    seeds: list[Id] = Field(
+        min_length=1, max_length=MAX_SEEDS, description="Seed artists: item ids or names."
     )
-    k: int = Field(default=10, ge=1, le=1000, description="How many items.")
-    exclude: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
-        default_factory=list, max_length=1000, description="Item ids never to return."
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items.")
+    exclude: list[Id] = Field(
+        default_factory=list, max_length=MAX_BODY_EXCLUDE, description="Item ids never to return."
     )
-    mood: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    mood: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MOOD_LENGTH)] | None = None
 
 
 class OnboardingPublic(BaseModel):
@@ -73,10 +85,15 @@ class BatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
-        min_length=1, max_length=1000, description="Up to 1,000 user ids."
+    user_ids: list[Id] = Field(
+        min_length=1, max_length=MAX_BATCH_USERS, description="Up to 1,000 user ids."
     )
-    k: int = Field(default=10, ge=1, le=1000, description="How many items per user.")
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items per user.")
+    exclude: list[Id] = Field(
+        default_factory=list,
+        max_length=MAX_BODY_EXCLUDE,
+        description="Item ids never to return, to any of the users.",
+    )
 
 
 class BatchPublic(BaseModel):

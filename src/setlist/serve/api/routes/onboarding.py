@@ -1,4 +1,8 @@
-"""Recommendations without a user path: onboarding from seed artists, and batches of users."""
+"""Recommendations without a user path: onboarding from seed artists, and batches of users.
+
+Both answer through :meth:`setlist.serve.answer.state.ModelState.answer`, as the single route
+does: the same ranking rules, and the serving policy's exploration with its propensities.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from setlist.serve.answer.ask import Ask
+from setlist.serve.answer.explore import ExploreDep
 from setlist.serve.api.deps import ArmsDep, MetricsDep, SettingsDep, check_exclude, check_k
 from setlist.serve.api.present import items_public, recommendations_public
 from setlist.serve.api.schemas import (
@@ -28,14 +34,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("", responses=_ERRORS)
 def onboard(
-    body: OnboardingIn, request: Request, arms: ArmsDep, settings: SettingsDep, metrics: MetricsDep
+    body: OnboardingIn,
+    request: Request,
+    arms: ArmsDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    explore: ExploreDep,
 ) -> OnboardingPublic:
     """Personalised picks for a new listener from a few seed artists (ids or names), by fold-in."""
     check_k(body.k, settings)
-    check_exclude(body.exclude, settings)
+    excluded = tuple(check_exclude(body.exclude, settings))
+    policy = explore if explore.active else None
     arm = arms.ready_arm()
     request.state.arm = arm.name
-    recs = arm.state.onboard(body.seeds, body.k, body.exclude, body.mood)
+    recs = arm.state.answer(Ask(None, tuple(body.seeds), body.k, excluded, body.mood, policy))
     metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
     unknown = set(recs.unknown_seeds)
     return OnboardingPublic(
@@ -45,27 +57,36 @@ def onboard(
         mood=recs.mood,
         seeds=[s for s in body.seeds if s not in unknown],
         unknown_seeds=list(recs.unknown_seeds),
-        items=items_public(recs.items),
+        items=items_public(recs.items, recs.shown_propensities()),
     )
 
 
 @router.post("/batch", responses=_ERRORS)
-def batch(body: BatchIn, arms: ArmsDep, settings: SettingsDep, metrics: MetricsDep) -> BatchPublic:
+def batch(
+    body: BatchIn,
+    arms: ArmsDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    explore: ExploreDep,
+) -> BatchPublic:
     """Top-k for up to 1,000 users in one request (each on its own A/B arm)."""
     from setlist.errors import TooLargeError
 
     check_k(body.k, settings)
+    excluded = tuple(check_exclude(body.exclude, settings))
     if len(body.user_ids) > settings.max_batch:
         raise TooLargeError(
             f"user_ids holds {len(body.user_ids)} users; at most {settings.max_batch}",
             field="user_ids",
         )
+    policy = explore if explore.active else None
     results = []
     for user_id in body.user_ids:
         arm = arms.assign(user_id)
-        recs = arm.state.recommend(user_id, body.k)
+        recs = arm.state.answer(Ask(user_id, (), body.k, excluded, None, policy))
         if recs.fallback_reason is not None:
             metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
         metrics.answered(arm.name, arm.state.bundle, recs.strategy, None, recs.items)
-        results.append(recommendations_public(recs, arm.name))
+        shown = recs.shown_propensities()
+        results.append(recommendations_public(recs, arm.name, recs.items, shown))
     return BatchPublic(results=results)

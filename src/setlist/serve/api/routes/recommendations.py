@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from setlist.serve.answer.ask import DEFAULT_K, Ask
 from setlist.serve.answer.explore import get_explore
 from setlist.serve.api.deps import (
-    DEFAULT_K,
     ExcludeQuery,
     KQuery,
     MoodQuery,
@@ -41,22 +41,23 @@ async def recommend(
     # The hot path: inline, not in the threadpool (an ANN answer takes well under a millisecond),
     # and app objects read directly rather than through dependencies (each costs per request).
     # One inline answer per loop turn (setlist.serve.api.limits.Turns): sockets are read between.
+    # Validate, pick the arm, answer (ModelState.answer: every rule and the policy), record, write.
     state = request.app.state
     settings, metrics = state.settings, state.metrics
     k = check_k(k, settings)
-    excluded = check_exclude(list(exclude or []), settings)
+    excluded = tuple(check_exclude(list(exclude or []), settings))
     explore = get_explore(request)
+    ask = Ask(user_id, (), k, excluded, mood, explore if explore.active else None)
     arm = state.arms.assign(user_id)
     request.state.arm = arm.name
     turns = state.turns
     await turns.take()
     try:
-        recs = arm.state.recommend(user_id, explore.pool_size(k), excluded, mood)
+        recs = arm.state.answer(ask)
         if recs.fallback_reason is not None:
             metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
-        slate = explore.choose(recs.items, [i.score for i in recs.items], k)
-        metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items)
-        body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
+        metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
+        body = recommendations_json(recs, arm.name, recs.items, recs.shown_propensities())
     finally:
         turns.give()
     return Response(body, media_type="application/json")
