@@ -3,7 +3,8 @@
 The folder holds ``model/`` (the model's own artifact), ``bundle.npz`` (user and item ids, item
 names and links, the training history as CSR for exclusion, item popularity for the fallback, and
 the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
-diversity are computed from), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
+diversity are computed from, and optional ``attr_*`` arrays of item attributes, such as a track's
+artist), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
 for models whose scores are dot products, ``index/`` (the vector index built at training time,
 with its measured recall; see :mod:`setlist.index`). It is what the registry stores as a model
 version's artifact and what the service loads.
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from setlist.index.base import VectorIndex
 
 BUNDLE_FORMAT = 1
+ATTR_PREFIX = "attr_"  # bundle.npz arrays of item attributes
 
 
 @dataclass
@@ -48,6 +50,14 @@ class ModelBundle:
     item_tags: sp.csr_matrix | None = None
     tag_names: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
     index: VectorIndex | None = None
+    # Per-item attributes of the catalogue (a track's artist id), one string per item; optional.
+    item_attributes: dict[str, npt.NDArray[np.str_]] = field(default_factory=dict)
+
+    @property
+    def catalogue(self) -> str | None:
+        """The catalogue trained for (``meta["catalogue"]``); None in bundles made before."""
+        value = self.meta.get("catalogue")
+        return str(value) if value else None
 
     @classmethod
     def build(
@@ -116,6 +126,7 @@ class ModelBundle:
             seen_indptr=self.seen.indptr,
             popularity=self.popularity,
             **self._tag_arrays(),  # type: ignore[arg-type]
+            **{f"{ATTR_PREFIX}{k}": v for k, v in self.item_attributes.items()},  # type: ignore[arg-type]
         )
         if self.index is not None:
             self.index.save(path / "index")
@@ -155,6 +166,11 @@ class ModelBundle:
                 bundle._set_tag_arrays(
                     {name: d[name] for name in d.files if name.startswith("tag")}
                 )
+                bundle.item_attributes = {
+                    name.removeprefix(ATTR_PREFIX): d[name].astype(np.str_)
+                    for name in d.files
+                    if name.startswith(ATTR_PREFIX)
+                }
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"cannot read {npz}: {exc}") from exc
         if (path / "index").is_dir():
@@ -194,6 +210,9 @@ class ModelBundle:
             )
         if len(self.popularity) != n_items:
             raise ArtifactError(f"popularity has {len(self.popularity)} entries for {n_items}")
+        for name, values in self.item_attributes.items():
+            if len(values) != n_items:
+                raise ArtifactError(f"attribute {name!r} has {len(values)} entries for {n_items}")
         self._check_index()
         if len(self.users) > 0:
             rows = np.array([0], dtype=np.int64)
