@@ -65,7 +65,7 @@ def batch(body: BatchIn, arms: ArmsDep, settings: SettingsDep, metrics: MetricsD
         arm = arms.assign(user_id)
         recs = arm.state.recommend(user_id, body.k)
         if recs.fallback_reason is not None:
-            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+            metrics.fell_back(recs.fallback_reason, arm.name)
         metrics.answered(arm.name, arm.state.bundle, recs.strategy, None, recs.items)
         results.append(recommendations_public(recs, arm.name))
     return BatchPublic(results=results)

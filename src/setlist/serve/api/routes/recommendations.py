@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from setlist.serve.answer.explore import get_explore
 from setlist.serve.api.deps import (
     DEFAULT_K,
     ExcludeQuery,
@@ -18,6 +17,7 @@ from setlist.serve.api.deps import (
 )
 from setlist.serve.api.present import recommendations_json
 from setlist.serve.api.schemas import ErrorPublic, RecommendationsPublic
+from setlist.serve.api.service import Service
 
 router = APIRouter(prefix="/v1/users", tags=["recommendations"])
 
@@ -39,21 +39,21 @@ async def recommend(
 ) -> Response:
     """Top-k unheard items for a user, each with its reasons; popular items for an unknown user."""
     # The hot path: inline, not in the threadpool (an ANN answer takes well under a millisecond),
-    # and app objects read directly rather than through dependencies (each costs per request).
+    # and the service read directly rather than through dependencies (each costs per request).
     # One inline answer per loop turn (setlist.serve.api.limits.Turns): sockets are read between.
-    state = request.app.state
-    settings, metrics = state.settings, state.metrics
+    service: Service = request.app.state.service
+    settings, metrics = service.settings, service.metrics
     k = check_k(k, settings)
     excluded = check_exclude(list(exclude or []), settings)
-    explore = get_explore(request)
-    arm = state.arms.assign(user_id)
+    explore = service.explore
+    arm = service.artists.arms.assign(user_id)
     request.state.arm = arm.name
-    turns = state.turns
+    turns = service.turns
     await turns.take()
     try:
         recs = arm.state.recommend(user_id, explore.pool_size(k), excluded, mood)
         if recs.fallback_reason is not None:
-            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+            metrics.fell_back(recs.fallback_reason, arm.name)
         slate = explore.choose(recs.items, [i.score for i in recs.items], k)
         metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items)
         body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
