@@ -3,7 +3,8 @@
 The folder holds ``model/`` (the model's own artifact), ``bundle.npz`` (user and item ids, item
 names and links, the training history as CSR for exclusion, item popularity for the fallback, and
 the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
-diversity are computed from), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
+diversity are computed from, and optional ``attr_*`` arrays of item attributes, such as a track's
+artist), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
 for models whose scores are dot products, ``index/`` (the vector index built at training time,
 with its measured recall; see :mod:`setlist.index`). ``bundle.npz`` also keeps the histories of
 the listeners the training filter dropped (too few items for ``min_user_items``), over this
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from setlist.index.base import VectorIndex
 
 BUNDLE_FORMAT = 1
+ATTR_PREFIX = "attr_"  # bundle.npz arrays of item attributes
 
 
 @dataclass
@@ -57,6 +59,13 @@ class ModelBundle:
     #: counts over this catalogue (rows of ``untrained_seen``); no model row exists for them.
     untrained_users: IdIndex = field(default_factory=lambda: IdIndex([]))
     untrained_seen: sp.csr_matrix | None = None
+    # Per-item attributes of the catalogue (a track's artist id), one string per item; optional.
+    item_attributes: dict[str, npt.NDArray[np.str_]] = field(default_factory=dict)
+
+    @property
+    def catalogue(self) -> str | None:
+        """The catalogue trained for; None in bundles made before catalogues."""
+        return self.meta.catalogue
 
     @classmethod
     def build(
@@ -143,6 +152,7 @@ class ModelBundle:
             popularity=self.popularity,
             **self._tag_arrays(),  # type: ignore[arg-type]
             **self._untrained_arrays(),  # type: ignore[arg-type]
+            **{f"{ATTR_PREFIX}{k}": v for k, v in self.item_attributes.items()},  # type: ignore[arg-type]
         )
         if self.index is not None:
             self.index.save(path / "index")
@@ -186,6 +196,11 @@ class ModelBundle:
                 bundle._set_untrained_arrays(
                     {name: d[name] for name in d.files if name.startswith("untrained")}
                 )
+                bundle.item_attributes = {
+                    name.removeprefix(ATTR_PREFIX): d[name].astype(np.str_)
+                    for name in d.files
+                    if name.startswith(ATTR_PREFIX)
+                }
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"cannot read {npz}: {exc}") from exc
         if (path / "index").is_dir():
@@ -245,6 +260,9 @@ class ModelBundle:
             )
         if len(self.popularity) != n_items:
             raise ArtifactError(f"popularity has {len(self.popularity)} entries for {n_items}")
+        for name, values in self.item_attributes.items():
+            if len(values) != n_items:
+                raise ArtifactError(f"attribute {name!r} has {len(values)} entries for {n_items}")
         self._check_index()
         if len(self.users) > 0:
             rows = np.array([0], dtype=np.int64)

@@ -31,6 +31,7 @@ _KNOWN = (
     "trained_at",
     "version",
     "index",
+    "catalogue",
 )
 
 
@@ -51,6 +52,8 @@ class BundleMeta:
     version: str | None = None
     #: The vector index's description (kind, parameters, measured recall), for factor models.
     index: dict[str, Any] | None = None
+    #: The catalogue the model was trained for (artists, tracks, ...); None in older bundles.
+    catalogue: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class BundleMeta:
             trained_at=_datetime(raw.get("trained_at")),
             version=_text(raw, "version"),
             index=_object(raw, "index"),
+            catalogue=_text(raw, "catalogue"),
             extra=extra,
         )
 

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     )
     experiment: str = Field(default="setlist", description="MLflow experiment name.")
     model_name: str = Field(default="setlist", description="MLflow registered model name.")
+    catalogues: str = Field(
+        default="artists",
+        description="Catalogues served, name[=registered-model],...; artists is always served "
+        "(from model_name), others default to model_name-name.",
+    )
     dataset: str = Field(default="hetrec-lastfm-2k", description="Default dataset.")
     min_user_items: int = Field(default=5, ge=1, description="Keep users with this many items.")
     min_item_users: int = Field(default=3, ge=1, description="Keep items with this many users.")

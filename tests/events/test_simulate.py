@@ -11,6 +11,7 @@ from setlist.data.synthetic import generate_world
 from setlist.errors import ConfigError
 from setlist.events.schema import parse_data
 from setlist.serve import create_app
+from setlist.serve.api.service import service_of
 from setlist.simulate import (
     ListenerModel,
     SimulationConfig,
@@ -89,5 +90,5 @@ def test_one_simulated_request_against_the_service(
         assert not report.errors
         assert report.requests == 5
         assert report.events_acknowledged == report.events_sent >= 5
-        stored = client.app.state.events.require().count()  # type: ignore[attr-defined]
+        stored = service_of(client.app).feedback.events.require().count()
     assert stored == report.events_sent

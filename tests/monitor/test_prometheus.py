@@ -158,8 +158,16 @@ def test_counters_the_alerts_watch_exist_at_zero_from_the_start() -> None:
     service = ServiceMetrics()
     service.set_arm_model("main", None)
     text = service.render().decode()
-    assert value(text, "setlist_recommendations_total", arm="main", strategy="mood") == 0.0
-    assert value(text, "setlist_model_swaps_total", arm="main", outcome="refused") == 0.0
+    assert (
+        value(
+            text, "setlist_recommendations_total", arm="main", catalogue="artists", strategy="mood"
+        )
+        == 0.0
+    )
+    assert (
+        value(text, "setlist_model_swaps_total", arm="main", catalogue="artists", outcome="refused")
+        == 0.0
+    )
     assert value(text, "setlist_readiness_probes_total", outcome="not_ready") == 0.0
 
 

@@ -63,7 +63,9 @@ def test_answers_are_counted_by_strategy_and_mood(tc: TestClient) -> None:
     assert batch.status_code == 200
     text = _scrape(tc)
     counts = {
-        s: value(text, "setlist_recommendations_total", arm="local", strategy=s)
+        s: value(
+            text, "setlist_recommendations_total", arm="local", catalogue="artists", strategy=s
+        )
         for s in ("personalized", "popular_fallback", "mood", "onboarding", "personalized_online")
     }
     assert counts == {
@@ -73,7 +75,16 @@ def test_answers_are_counted_by_strategy_and_mood(tc: TestClient) -> None:
         "onboarding": 1.0,
         "personalized_online": 0.0,  # a zero series from the start, so that ratios have a base
     }
-    assert value(text, "setlist_recommendation_moods_total", arm="local", mood="chill") == 1.0
+    assert (
+        value(
+            text,
+            "setlist_recommendation_moods_total",
+            arm="local",
+            catalogue="artists",
+            mood="chill",
+        )
+        == 1.0
+    )
 
 
 def test_coverage_counts_each_item_shown_once_per_period(tc: TestClient, tagged_dir: Path) -> None:
@@ -83,8 +94,14 @@ def test_coverage_counts_each_item_shown_once_per_period(tc: TestClient, tagged_
         shown |= {i["item_id"] for i in body["items"]}
     text = _scrape(tc)
     catalogue = len(ModelBundle.load(tagged_dir).items)
-    assert value(text, "setlist_catalogue_items", arm="local") == catalogue
-    distinct = value(text, "setlist_recommendation_distinct_items", arm="local", period="current")
+    assert value(text, "setlist_catalogue_items", arm="local", catalogue="artists") == catalogue
+    distinct = value(
+        text,
+        "setlist_recommendation_distinct_items",
+        arm="local",
+        catalogue="artists",
+        period="current",
+    )
     assert distinct == len(shown)
     assert 3 < len(shown) < catalogue  # two listeners of different tastes, a bigger catalogue
 
@@ -127,8 +144,15 @@ def test_diversity_histogram_counts_answers(tc: TestClient) -> None:
     for user in ("u1", "u4", "nobody"):
         assert tc.get(f"/v1/users/{user}/recommendations", params={"k": 4}).status_code == 200
     text = _scrape(tc)
-    assert value(text, "setlist_recommendation_tag_diversity_count", arm="local") == 3.0
-    assert 0.0 < value(text, "setlist_recommendation_tag_diversity_sum", arm="local") <= 3.0
+    assert (
+        value(text, "setlist_recommendation_tag_diversity_count", arm="local", catalogue="artists")
+        == 3.0
+    )
+    assert (
+        0.0
+        < value(text, "setlist_recommendation_tag_diversity_sum", arm="local", catalogue="artists")
+        <= 3.0
+    )
 
 
 def _event(n: int, kind: str, item: str, arm: str | None = None) -> dict[str, object]:
@@ -186,7 +210,12 @@ def test_readiness_counts_failures_in_a_row(tagged_dir: Path, tmp_path: Path) ->
         assert value(text, "setlist_readiness_consecutive_failures") == 0.0
         assert value(text, "setlist_readiness_probes_total", outcome="ready") == 1.0
         assert value(text, "setlist_ready") == 1.0
-        assert value(text, "setlist_index_recall_at_10", arm="local", kind="exact") == 1.0
+        assert (
+            value(
+                text, "setlist_index_recall_at_10", arm="local", catalogue="artists", kind="exact"
+            )
+            == 1.0
+        )
 
 
 def test_memory_gauges_compare_usage_with_a_limit(tc: TestClient) -> None:
@@ -221,7 +250,7 @@ from setlist.serve.runtime.metrics import ServiceMetrics
 m = ServiceMetrics()
 for _ in range(int(sys.argv[1])):
     m.observe("/v1/x", "GET", 200, 0.01, "a")
-m.model_loaded.labels("a").set(1)
+m.model_loaded.labels("a", "artists").set(1)
 """
 _SCRAPE = """
 from setlist.serve.runtime.metrics import ServiceMetrics

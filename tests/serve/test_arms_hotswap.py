@@ -12,6 +12,7 @@ from setlist.errors import ConfigError
 from setlist.registry import Registry, RegistryConfig
 from setlist.serve import create_app
 from setlist.serve.answer.state import ModelState
+from setlist.serve.api.service import service_of
 from setlist.serve.runtime.abtest import Arm, Arms, ArmSpec, bucket, parse_arms
 from tests.serve.conftest import make_settings
 
@@ -91,8 +92,9 @@ def test_hot_swap_takes_new_versions_and_refuses_broken_ones(
     v1 = _register(registry, bundle_dir, 0.1)
     registry.set_alias("champion", v1)
     with TestClient(create_app(settings)) as client:
-        swapper = client.app.state.swapper  # type: ignore[attr-defined]
-        arms = client.app.state.arms  # type: ignore[attr-defined]
+        swapper = service_of(client.app).artists.swapper
+        assert swapper is not None
+        arms = service_of(client.app).artists.arms
         assert client.get("/ready").json()["model_version"] == v1
         assert not arms.by_name("next").ready  # no challenger yet: no traffic to it
         assert {client.get(f"/v1/users/u{n}/recommendations").json()["arm"] for n in range(30)} == {
@@ -117,7 +119,16 @@ def test_hot_swap_takes_new_versions_and_refuses_broken_ones(
         assert client.get("/v1/model").json()["version"] == v2
         assert client.get("/v1/users/u1/recommendations").status_code == 200
         metrics = client.get("/metrics").text
-        assert 'setlist_model_swaps_total{arm="main",outcome="refused"} 1.0' in metrics
+        assert (
+            'setlist_model_swaps_total{arm="main",catalogue="artists",outcome="refused"} 1.0'
+            in metrics
+        )
         # the start-up load counts as a swap too
-        assert 'setlist_model_swaps_total{arm="main",outcome="swapped"} 2.0' in metrics
-        assert f'setlist_model_info{{arm="next",model_type="als",version="{v2}"}} 1.0' in metrics
+        assert (
+            'setlist_model_swaps_total{arm="main",catalogue="artists",outcome="swapped"} 2.0'
+            in metrics
+        )
+        assert (
+            'setlist_model_info{arm="next",catalogue="artists",model_type="als",'
+            f'version="{v2}"}} 1.0' in metrics
+        )

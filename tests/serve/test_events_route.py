@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from setlist.events.service import EventService
 from setlist.events.store import open_store
 from setlist.serve import create_app
+from setlist.serve.api.service import service_of
 from tests.serve.conftest import make_settings
 
 NOW = datetime.now(UTC)
@@ -42,7 +43,7 @@ def app_client(bundle_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def stored_count(client: TestClient) -> int:
-    service = client.app.state.events  # type: ignore[attr-defined]
+    service = service_of(client.app).feedback.events
     assert isinstance(service, EventService)
     return service.require().count()
 

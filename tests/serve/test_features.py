@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from setlist.bundle import ModelBundle
 from setlist.serve import create_app
+from setlist.serve.api.service import service_of
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
 
@@ -165,7 +166,7 @@ def test_the_chain_ends_in_a_503_never_a_500(tagged_dir: Path, tmp_path: Path) -
         resp = client.get("/v1/users/stranger/recommendations")
         assert resp.status_code == 503 and resp.headers["retry-after"].isdigit()
         assert "unknown_user" in resp.json()["error"]["message"]
-        state = client.app.state.model  # type: ignore[attr-defined]
+        state = service_of(client.app).artists.model
 
         def broken(*args: object) -> None:
             raise RuntimeError("index gone")

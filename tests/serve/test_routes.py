@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from setlist.bundle import ModelBundle
 from setlist.errors import ModelError
 from setlist.serve import create_app
+from setlist.serve.api.service import service_of
 from tests.serve.conftest import make_settings
 
 
@@ -25,7 +26,11 @@ def _error(resp: Any, status: int, code: str) -> dict[str, Any]:
 
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready", "model_version": "local"}
+    ready = client.get("/ready").json()
+    assert (ready["status"], ready["model_version"]) == ("ready", "local")
+    assert [(c["name"], c["ready"], c["model_version"]) for c in ready["catalogues"]] == [
+        ("artists", True, "local")
+    ]
 
 
 def test_model_info(client: TestClient) -> None:
@@ -69,7 +74,10 @@ def test_unknown_user_gets_the_popular_items(client: TestClient, bundle: ModelBu
     assert [it["score"] for it in body["items"]] == [4.0, 3.0, 3.0]
     assert body["items"][0]["name"] == "Alpha"
     metrics = client.get("/metrics").text
-    assert 'setlist_recommendation_fallbacks_total{arm="local",reason="unknown_user"}' in metrics
+    assert (
+        'setlist_recommendation_fallbacks_total{arm="local",catalogue="artists",reason="unknown_user"}'
+        in metrics
+    )
 
 
 def test_unicode_and_slashed_ids(client: TestClient) -> None:
@@ -171,15 +179,18 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
         'route="/v1/items/{item_id}/similar"}' in text
     )
     assert "setlist_http_request_duration_seconds_bucket" in text
-    assert 'setlist_model_info{arm="local",model_type="als",version="local"} 1.0' in text
-    assert 'setlist_model_loaded{arm="local"} 1.0' in text
+    assert (
+        'setlist_model_info{arm="local",catalogue="artists",model_type="als",version="local"} 1.0'
+        in text
+    )
+    assert 'setlist_model_loaded{arm="local",catalogue="artists"} 1.0' in text
     assert "u2" not in text  # raw ids never become labels
 
 
 def test_model_failure_falls_back_to_popularity(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = client.app.state.model  # type: ignore[attr-defined]
+    state = service_of(client.app).artists.model
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ModelError("boom")
@@ -187,13 +198,13 @@ def test_model_failure_falls_back_to_popularity(
     monkeypatch.setattr(state.answerer.retriever, "for_user", broken)
     body = client.get("/v1/users/u1/recommendations").json()
     assert body["strategy"] == "popular_fallback"
-    assert 'arm="local",reason="model_error"' in client.get("/metrics").text
+    assert 'arm="local",catalogue="artists",reason="model_error"' in client.get("/metrics").text
 
 
 def test_an_unexpected_error_is_a_json_500(bundle_dir: Path, tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path), bundle_dir)
     with TestClient(app, raise_server_exceptions=False) as c:
-        state = c.app.state.model  # type: ignore[attr-defined]
+        state = service_of(c.app).artists.model
 
         def crash(*args: object, **kwargs: object) -> None:
             raise RuntimeError("secret detail")

@@ -45,7 +45,9 @@ def registry_settings(
 
 def test_serves_the_registry_champion(registry_settings: Settings) -> None:
     with TestClient(create_app(registry_settings)) as client:
-        assert client.get("/ready").json() == {"status": "ready", "model_version": "1"}
+        ready = client.get("/ready").json()
+        assert (ready["status"], ready["model_version"]) == ("ready", "1")
+        assert ready["catalogues"][0]["registered_model"] == registry_settings.model_name
         model = client.get("/v1/model").json()
         assert model["version"] == "1"
         assert model["metrics"] == {"ndcg@10": 0.42}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -26,19 +26,27 @@ def serve(
         typer.Option(min=1, max=64, help="Worker processes; /metrics adds them up."),
     ] = None,
     bundle: Annotated[
-        Path | None, typer.Option(help="Serve this bundle folder instead of the champion.")
+        list[str] | None,
+        typer.Option(
+            metavar="[CATALOGUE=]DIR",
+            help="Serve a catalogue from this bundle folder instead of its champion (repeat "
+            "for several catalogues; no CATALOGUE: artists).",
+        ),
     ] = None,
 ) -> None:
-    """Serve the `champion` model over HTTP (FastAPI + uvicorn).
+    """Serve each catalogue's `champion` model over HTTP (FastAPI + uvicorn).
 
     Examples: setlist serve --port 8000, then open http://127.0.0.1:8000/docs;
-    setlist serve --workers 4 (four processes, one /metrics for all of them)
+    setlist serve --workers 4 (four processes, one /metrics for all of them);
+    setlist serve --bundle artists=./artists --bundle tracks=./tracks (two catalogues)
     """
+    from setlist.serve.api.app import parse_bundles
+
     settings = settings_with(host=host, port=port, workers=workers)
-    serve_forever(settings, bundle)
+    serve_forever(settings, parse_bundles(bundle or []))
 
 
-def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
+def serve_forever(settings: Settings, bundle: Mapping[str, Path] | None = None) -> None:
     import uvicorn
 
     if settings.workers > 1:
@@ -56,7 +64,7 @@ def serve_forever(settings: Settings, bundle: Path | None = None) -> None:
     )
 
 
-def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
+def serve_workers(settings: Settings, bundle: Mapping[str, Path] | None = None) -> None:
     """``settings.workers`` uvicorn workers, each building its app from the environment.
 
     The workers are fresh processes, each on its own ``SO_REUSEPORT`` socket (see
@@ -77,8 +85,10 @@ def serve_workers(settings: Settings, bundle: Path | None = None) -> None:
     with metrics_folder() as folder:
         os.environ.update(settings_environment(settings))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-        if bundle is not None:
-            os.environ[WORKER_BUNDLE_ENV] = str(bundle.resolve())
+        if bundle:
+            os.environ[WORKER_BUNDLE_ENV] = os.pathsep.join(
+                f"{name}={folder.resolve()}" for name, folder in bundle.items()
+            )
         spec = WorkerSpec("setlist.serve.api.app:worker_app", settings.host, settings.port)
         code = run_workers(spec, settings.workers)
     if code:

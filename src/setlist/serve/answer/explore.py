@@ -24,11 +24,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import Depends, Request
 
 from setlist.config import ExploreConfig
 from setlist.errors import ConfigError
@@ -138,12 +137,3 @@ class ExplorationPolicy:
                     scores[: len(pool)], k, self.config.temperature, self._rng
                 )
         return Slate([pool[r] for r in ranks.tolist()], [float(p) for p in props.tolist()])
-
-
-def get_explore(request: Request) -> ExplorationPolicy:
-    policy = getattr(request.app.state, "explore", None)
-    return policy if isinstance(policy, ExplorationPolicy) else _DETERMINISTIC
-
-
-_DETERMINISTIC = ExplorationPolicy(ExploreConfig())
-ExploreDep = Annotated[ExplorationPolicy, Depends(get_explore)]

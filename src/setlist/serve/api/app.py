@@ -1,16 +1,19 @@
 """The FastAPI application factory.
 
-``create_app`` builds a fresh app (its own metrics registry, no globals); the lifespan loads the
-models once, at start-up, in a worker thread: each A/B arm's registry version (the champion by
-default) or the given bundle folder, then watches the registry for new versions (hot-swap, see
-:mod:`setlist.serve.runtime.loading`). When nothing can be loaded the app still starts: ``/health``
-answers 200, ``/ready`` and the recommendation routes answer 503 with ``Retry-After``.
+``create_app`` builds a fresh app (its own metrics registry, no globals) around one
+:class:`setlist.serve.api.service.Service`, its only state attribute. The lifespan loads the
+models once, at start-up, in a worker thread: for each catalogue served (artists, and those the
+``catalogues`` setting or the bundle folders name), each A/B arm's registry version of the
+catalogue's registered model (the champion by default) or the given bundle folder, then watches
+the registry for new versions (hot-swap, see :mod:`setlist.serve.runtime.loading`). When nothing
+can be loaded the app still starts: ``/health`` answers 200, ``/ready`` and the recommendation
+routes answer 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,15 +21,16 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from setlist import __version__
+from setlist.catalogue import CATALOGUE_NAME, DEFAULT_CATALOGUE
 from setlist.config import Settings, get_settings
+from setlist.errors import ConfigError
 from setlist.index import set_search_threads
-from setlist.serve.answer.online import InMemoryOnlineHistory
-from setlist.serve.answer.state import ModelState
 from setlist.serve.api.errors import add_exception_handlers
 from setlist.serve.api.hotpath import HotPathMiddleware
-from setlist.serve.api.limits import BodyLimitMiddleware, InFlightLimitMiddleware, Turns
+from setlist.serve.api.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from setlist.serve.api.routes import (
     catalogue,
+    catalogues,
     events,
     health,
     items,
@@ -35,27 +39,37 @@ from setlist.serve.api.routes import (
     onboarding,
     recommendations,
 )
-from setlist.serve.runtime import feedback
-from setlist.serve.runtime.loading import install_arms, load_models, stop_models
-from setlist.serve.runtime.metrics import MetricsMiddleware, ServiceMetrics
+from setlist.serve.api.service import Service
+from setlist.serve.runtime.metrics import MetricsMiddleware
 
-WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"  # `setlist serve --workers N --bundle DIR`
+# `setlist serve --workers N --bundle [CATALOGUE=]DIR ...`: name=folder entries, os.pathsep apart
+WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"
+
+Bundles = Path | Mapping[str, Path] | None
 
 
-def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
-    """A service answering from the registry's champion (or from ``bundle_dir`` when given)."""
-    metrics = ServiceMetrics(settings.coverage_period_s)
+def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
+    """A service answering from the registry's champions (or from bundle folders when given).
+
+    ``bundle_dir`` is the artists catalogue's folder, or a mapping of catalogue name to folder;
+    catalogues without a folder are served from the registry.
+    """
+    bundles = (
+        {DEFAULT_CATALOGUE: bundle_dir} if isinstance(bundle_dir, Path) else dict(bundle_dir or {})
+    )
+    service = Service.build(settings, bundles)
+    metrics = service.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Requests search one vector each, on this (the event loop's) thread: more OpenMP
         # threads in faiss would only spin between searches, burning a core the service needs.
         set_search_threads(1)
-        await run_in_threadpool(load_models, app, settings, bundle_dir)
-        await feedback.start(app, settings)
+        await run_in_threadpool(service.load)
+        await service.feedback.start(service.online)
         yield
-        await feedback.stop(app)
-        await run_in_threadpool(stop_models, app)
+        await service.feedback.stop()
+        await run_in_threadpool(service.stop)
 
     app = FastAPI(
         title="setlist",
@@ -63,14 +77,7 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
         summary="Music recommendations from listening histories.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.online = InMemoryOnlineHistory()
-    app.state.turns = Turns()  # inline answers: about 2 ms of them per event-loop turn
-    app.state.model = ModelState(problem="the model is still loading")
-    install_arms(app, settings, bundle_dir)
-    metrics.set_arms([arm.name for arm in app.state.arms.arms])
-    feedback.install(app, settings)
+    app.state.service = service
     app.add_middleware(HotPathMiddleware, owner=app, router=recommendations.router)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
@@ -87,6 +94,7 @@ def create_app(settings: Settings, bundle_dir: Path | None = None) -> FastAPI:
         items.router,
         events.router,
         catalogue.router,
+        catalogues.router,
     ):
         app.include_router(router)
     return app
@@ -98,7 +106,6 @@ def worker_app() -> FastAPI:
     Workers are fresh processes: the command passes its settings and bundle folder down as
     environment variables, read here once, as ``create_app``'s callers read them.
     """
-    bundle = os.environ.get(WORKER_BUNDLE_ENV)
     settings = get_settings()
     if settings.workers > 1:
         # Each worker folds events into its own history, so each needs every event: its own
@@ -106,4 +113,23 @@ def worker_app() -> FastAPI:
         # refuses the in-process bus, which cannot cross processes).
         group = f"{settings.events_group}-{os.getpid()}"
         settings = settings.model_copy(update={"events_group": group})
-    return create_app(settings, Path(bundle) if bundle else None)
+    return create_app(
+        settings, parse_bundles(os.environ.get(WORKER_BUNDLE_ENV, "").split(os.pathsep))
+    )
+
+
+def parse_bundles(entries: list[str]) -> dict[str, Path]:
+    """``[CATALOGUE=]DIR`` entries as catalogue -> folder (no name: the artists catalogue)."""
+    bundles: dict[str, Path] = {}
+    for entry in (e for e in entries if e):
+        name, sep, folder = entry.partition("=")
+        if not sep or not CATALOGUE_NAME.match(name):  # a folder with "=" in its path
+            name, folder = DEFAULT_CATALOGUE, entry
+        if not folder or name in bundles:
+            raise ConfigError(
+                f"bundle {entry!r}: use [CATALOGUE=]DIR, each catalogue once",
+                field="bundle",
+                value=entry,
+            )
+        bundles[name] = Path(folder)
+    return bundles

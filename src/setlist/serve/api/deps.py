@@ -1,12 +1,14 @@
-"""Dependencies of the routes: settings, arms and model state, metrics, shared parameters.
+"""Dependencies of the routes: the service and its parts, shared parameters.
 
 They are ``async def`` on purpose: none of them blocks, and a plain ``def`` dependency costs a
-hop through the threadpool on every request.
+hop through the threadpool on every request. Every app object is reached through the one
+:class:`setlist.serve.api.service.Service`; the routes without a catalogue in their path answer
+from the ``artists`` catalogue, those under ``/v1/catalogues/{catalogue}`` from the one named.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import StringConstraints
@@ -14,31 +16,58 @@ from pydantic import StringConstraints
 from setlist.config import Settings
 from setlist.errors import ValidationError
 from setlist.serve.answer.ask import DEFAULT_K, MAX_ID_LENGTH, MAX_MOOD_LENGTH
+from setlist.serve.answer.explore import ExplorationPolicy
 from setlist.serve.answer.state import ModelState
+from setlist.serve.api.service import Service, service_of
 from setlist.serve.runtime.abtest import Arms
+from setlist.serve.runtime.loading import CatalogueServing
 from setlist.serve.runtime.metrics import ServiceMetrics
 
 
-async def get_settings(request: Request) -> Settings:
-    return cast(Settings, request.app.state.settings)
+async def get_service(request: Request) -> Service:
+    return service_of(request.app)
 
 
-async def get_state(request: Request) -> ModelState:
-    return cast(ModelState, request.app.state.model)
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def get_metrics(request: Request) -> ServiceMetrics:
-    return cast(ServiceMetrics, request.app.state.metrics)
+async def get_settings(service: ServiceDep) -> Settings:
+    return service.settings
 
 
-async def get_arms(request: Request) -> Arms:
-    return cast(Arms, request.app.state.arms)
+async def get_state(service: ServiceDep) -> ModelState:
+    return service.artists.model
+
+
+async def get_metrics(service: ServiceDep) -> ServiceMetrics:
+    return service.metrics
+
+
+async def get_arms(service: ServiceDep) -> Arms:
+    return service.artists.arms
+
+
+async def get_explore(service: ServiceDep) -> ExplorationPolicy:
+    return service.explore
+
+
+CatalogueName = Annotated[
+    str,
+    Path(min_length=1, max_length=64, description="A catalogue: artists, tracks, ..."),
+]
+
+
+async def get_catalogue(service: ServiceDep, catalogue: CatalogueName) -> CatalogueServing:
+    """The catalogue named in the path; 404 naming it when it is not served."""
+    return service.catalogue(catalogue)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StateDep = Annotated[ModelState, Depends(get_state)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ArmsDep = Annotated[Arms, Depends(get_arms)]
+ExploreDep = Annotated[ExplorationPolicy, Depends(get_explore)]
+CatalogueDep = Annotated[CatalogueServing, Depends(get_catalogue)]
 
 
 def check_k(k: int, settings: Settings) -> int:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from setlist.errors import SetlistError, http_status
-from setlist.serve.runtime.metrics import ServiceMetrics
+from setlist.serve.api.service import service_of
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,7 @@ def error_response(
 ) -> JSONResponse:
     """The one error shape; also counts the error by route and code."""
     code = str(body.get("code", "error"))
-    metrics = getattr(request.app.state, "metrics", None)
-    if isinstance(metrics, ServiceMetrics):
-        metrics.error(request.scope, code)
+    service_of(request.app).metrics.error(request.scope, code)
     headers = dict(headers or {})
     if status == 503:
         headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))

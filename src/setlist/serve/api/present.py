@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 
 from setlist.serve.answer.state import Recommendations, ScoredItem
-from setlist.serve.api.schemas import BecausePublic, RecommendationsPublic, RecommendedItemPublic
+from setlist.serve.api.schemas import (
+    BecausePublic,
+    CataloguePublic,
+    RecommendationsPublic,
+    RecommendedItemPublic,
+)
+from setlist.serve.runtime.loading import CatalogueServing
 
 
 def items_public(
@@ -78,3 +84,19 @@ def recommendations_json(
         "mood": recs.mood,
     }
     return orjson.dumps(body)
+
+
+def catalogue_public(serving: CatalogueServing) -> CataloguePublic:
+    """One catalogue's spec and the state of its primary (or first ready) arm."""
+    state, spec = serving.model, serving.catalogue
+    info, bundle = state.info, state.bundle
+    return CataloguePublic(
+        name=spec.name,
+        noun=spec.noun,
+        registered_model=spec.registered_model,
+        ready=state.ready,
+        model_version=info.version if info is not None else None,
+        model_type=info.model_type if info is not None else None,
+        items=len(bundle.items) if bundle is not None else None,
+        problem=None if state.ready else state.problem,
+    )

@@ -124,6 +124,39 @@ class SimilarItemsPublic(BaseModel):
     items: list[ItemScorePublic]
 
 
+class CataloguePublic(BaseModel):
+    """One catalogue served: its kind of item, where its model comes from, whether it answers."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str = Field(description="The catalogue's name in /v1/catalogues/{name}/... routes.")
+    noun: str = Field(description="What one item is: artist, track, ...")
+    registered_model: str = Field(description="The MLflow registered model it is served from.")
+    ready: bool
+    model_version: str | None = None
+    model_type: str | None = None
+    items: int | None = Field(default=None, description="Items in the served model.")
+    problem: str | None = Field(default=None, description="Why it does not answer, if so.")
+
+
+class CataloguesPublic(BaseModel):
+    catalogues: list[CataloguePublic]
+
+
+class CatalogueItemPublic(BaseModel):
+    item_id: str
+    name: str
+    url: str | None = None
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="The item's attributes, e.g. a track's artist."
+    )
+
+
+class CatalogueItemsPublic(BaseModel):
+    catalogue: str
+    items: list[CatalogueItemPublic]
+
+
 class ModelPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -133,6 +166,9 @@ class ModelPublic(BaseModel):
     metrics: dict[str, float | None]
     data_fingerprint: str | None
     trained_at: datetime | None
+    catalogues: list[CataloguePublic] = Field(
+        default_factory=list, description="Every catalogue served; the fields above: artists."
+    )
 
 
 class HealthPublic(BaseModel):
@@ -142,6 +178,9 @@ class HealthPublic(BaseModel):
 class ReadyPublic(BaseModel):
     status: str
     model_version: str
+    catalogues: list[CataloguePublic] = Field(
+        default_factory=list, description="Every catalogue served (ready once artists is)."
+    )
 
 
 class ErrorDetailPublic(BaseModel):

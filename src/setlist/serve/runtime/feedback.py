@@ -1,9 +1,9 @@
-"""Wiring of the events layer into the app: opened in the lifespan, closed at shutdown.
+"""Wiring of the events layer into the service: opened in the lifespan, closed at shutdown.
 
-``start`` opens the store, the bus and the online updater (writing into ``app.state.online``)
-in a worker thread, and puts the exploration policy on ``app.state.explore``. Nothing here
-raises: without a store the service still starts, and ``POST /v1/events`` answers 503 with
-the reason.
+:class:`Feedback` holds the events service: a placeholder until :meth:`Feedback.start` opens
+the store, the bus and the online updater (writing into the service's online history) in a
+worker thread. Nothing here raises: without a store the service still starts, and
+``POST /v1/events`` answers 503 with the reason.
 
 Two things feed the metrics. :class:`EventCounter` counts each accepted event by type and by
 the arm that served its item (the event's own ``arm``, else the arm of a recent impression of
@@ -19,42 +19,42 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
-from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from setlist.config import Settings
+from setlist.events.online import HistorySink
 from setlist.events.schema import EVENT_TYPES, Event
-from setlist.events.service import EventService
-from setlist.serve.answer.explore import ExplorationPolicy
+from setlist.events.service import EventService, IngestResult
 from setlist.serve.runtime.metrics import NO_ARM, ServiceMetrics
 
 IMPRESSION_MEMORY = 100_000  # recent (user, item) impressions kept to attribute reactions
 
 
-async def start(app: FastAPI, settings: Settings) -> None:
-    service = await run_in_threadpool(EventService.open, settings.events(), app.state.online)
-    app.state.events = service
-    counters = getattr(app.state, "service_counters", None)
-    if isinstance(counters, ServiceCounters):
-        counters.sync(service)
+class Feedback:
+    """The events service of the app and the counters fed from it."""
 
+    def __init__(self, settings: Settings, metrics: ServiceMetrics) -> None:
+        """Before start-up (no I/O): a placeholder events service, the counters."""
+        self.settings = settings
+        self.events = EventService(settings.events(), problem="the service is still starting")
+        self.counter = EventCounter(metrics)
+        self.counters = ServiceCounters(metrics)
+        metrics.on_render(lambda: self.counters.sync(self.events))
 
-async def stop(app: FastAPI) -> None:
-    service = getattr(app.state, "events", None)
-    if isinstance(service, EventService):
-        await run_in_threadpool(service.close)
+    async def start(self, online: HistorySink) -> None:
+        self.events = await run_in_threadpool(EventService.open, self.settings.events(), online)
+        self.counters.sync(self.events)
 
+    async def stop(self) -> None:
+        await run_in_threadpool(self.events.close)
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Before start-up: the exploration policy (no I/O) and a placeholder events service."""
-    app.state.explore = ExplorationPolicy(settings.explore())
-    app.state.events = EventService(settings.events(), problem="the service is still starting")
-    metrics = getattr(app.state, "metrics", None)
-    if isinstance(metrics, ServiceMetrics):
-        counters = ServiceCounters(metrics)
-        app.state.service_counters = counters
-        app.state.event_counter = EventCounter(metrics)
-        metrics.on_render(lambda: counters.sync(app.state.events))
+    def accepted(self, events: Sequence[Event], result: IngestResult) -> None:
+        """Count a stored batch: a batch resent whole (a client retrying after a timeout)
+        counts once; the store does not say which events of a partly new batch are resends,
+        so such a batch counts whole."""
+        if result.stored:
+            self.counter.count(events)
+        self.counters.sync(self.events)
 
 
 class EventCounter:

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from setlist.catalogue import DEFAULT_CATALOGUE
 from setlist.config import Settings
 from setlist.errors import ArtifactError, NotFoundError, SetlistError
 from setlist.registry import Registry, RegistryConfig
@@ -22,14 +23,16 @@ from setlist.serve.answer.online import OnlineHistory
 from setlist.serve.answer.state import ModelState
 from setlist.serve.runtime.abtest import Arm, Arms
 from setlist.serve.runtime.metrics import ServiceMetrics
-from setlist.serve.runtime.versions import load_version
+from setlist.serve.runtime.versions import check_catalogue, load_version
 
 log = logging.getLogger(__name__)
 
 
-def verify(state: ModelState) -> None:
-    """Refuse a state that cannot answer: it must be ready and answer a warm-up query."""
+def verify(state: ModelState, catalogue: str = DEFAULT_CATALOGUE) -> None:
+    """Refuse a state that cannot answer: it must be ready, trained for the catalogue served and
+    answer a warm-up query."""
     bundle, _ = state.require()
+    check_catalogue(bundle, catalogue)
     if len(bundle.users) > 0:
         user = str(bundle.users.ids[0])
         recs = state.recommend(user, 10)
@@ -47,8 +50,11 @@ class HotSwapper:
         metrics: ServiceMetrics,
         online: OnlineHistory | None = None,
         on_swap: Callable[[Arm], None] | None = None,
+        catalogue: str = DEFAULT_CATALOGUE,
     ) -> None:
+        # ``settings.model_name`` is the catalogue's registered model (one swapper per catalogue).
         self.settings = settings
+        self.catalogue = catalogue
         self.arms = arms
         self.metrics = metrics
         self.online = online
@@ -91,18 +97,18 @@ class HotSwapper:
             return 0
         try:
             state = load_version(self.settings, version, registry)
-            verify(state)
+            verify(state, self.catalogue)
         except Exception as exc:  # any failure refuses the version; the old one keeps serving
             log.error("refused version %s for arm %s: %s", version, arm.name, exc)
             self.refused[arm.name].add(version)
-            self.metrics.swaps.labels(arm.name, "refused").inc()
+            self.metrics.swaps.labels(arm.name, "refused", self.catalogue).inc()
             if not arm.ready:
                 arm.state = ModelState(problem=f"version {version} refused: {exc}")
             return 0
         state.online = self.online
         arm.state = state  # the swap: one reference assignment
-        self.metrics.swaps.labels(arm.name, "swapped").inc()
-        self.metrics.set_arm_model(arm.name, state.info)
+        self.metrics.swaps.labels(arm.name, "swapped", self.catalogue).inc()
+        self.metrics.set_arm_model(arm.name, state.info, self.catalogue)
         log.info("arm %s now serves version %s (was %s)", arm.name, version, current)
         if self.on_swap is not None:
             self.on_swap(arm)

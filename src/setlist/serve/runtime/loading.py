@@ -1,18 +1,21 @@
-"""Loading the arms' models at start-up and keeping them fresh (hot-swap) while serving.
+"""Each catalogue's models: loaded at start-up and kept fresh (hot-swap) while serving.
 
-Served from a bundle folder, the service has one arm, ``local``, and nothing to watch. Served
-from the registry, each A/B arm loads its ref (alias or version) and a :class:`HotSwapper`
-watches them. ``app.state.model`` always names the state of the primary arm (or the first ready
-one): the routes without a user (model info, similar items, moods, readiness) answer from it.
+Every catalogue the service serves is a :class:`CatalogueServing`: its own registered model,
+A/B arms and hot-swapper. Served from a bundle folder, a catalogue has one arm, ``local``, and
+nothing to watch. Served from the registry, each A/B arm loads its ref (alias or version) of the
+catalogue's registered model and a :class:`HotSwapper` watches them. ``model`` always names the
+state of the primary arm (or the first ready one): the routes without a user (model info,
+similar items, moods, readiness) answer from it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import FastAPI
-
+from setlist.catalogue import Catalogue
 from setlist.config import Settings
+from setlist.serve.answer.online import OnlineHistory
 from setlist.serve.answer.state import ModelState
 from setlist.serve.runtime.abtest import Arm, Arms, ArmSpec, parse_arms
 from setlist.serve.runtime.hotswap import HotSwapper
@@ -22,45 +25,73 @@ from setlist.serve.runtime.versions import load_state
 LOCAL_ARM = "local"
 
 
-def install_arms(app: FastAPI, settings: Settings, bundle_dir: Path | None) -> None:
-    """Before start-up: the arms (not loaded yet), so that a bad arm setting fails at once."""
-    specs = (
-        [ArmSpec(LOCAL_ARM, str(bundle_dir), 1.0)] if bundle_dir else parse_arms(settings.ab_arms)
-    )
-    loading = ModelState(problem="the model is still loading")
-    app.state.arms = Arms([Arm(spec, loading) for spec in specs], settings.ab_salt)
-    app.state.swapper = None
+@dataclass
+class CatalogueServing:
+    """One catalogue as served: its spec, settings, arms, primary state and hot-swapper.
 
+    ``settings.model_name`` is the catalogue's registered model, so that the registry calls
+    made with these settings (loading, hot-swap, the versions view) read the right model.
+    """
 
-def load_models(app: FastAPI, settings: Settings, bundle_dir: Path | None) -> None:
-    """Load every arm (in a worker thread, at start-up); never raises."""
-    arms: Arms = app.state.arms
-    metrics: ServiceMetrics = app.state.metrics
-    if bundle_dir is not None:
-        state = load_state(settings, bundle_dir)
-        state.online = app.state.online
-        arms.primary.state = state
-        metrics.set_arm_model(LOCAL_ARM, state.info)
-        app.state.model = state
-        return
-    swapper = HotSwapper(
-        settings, arms, metrics, app.state.online, on_swap=lambda _arm: sync_primary(app)
-    )
-    swapper.load_all()
-    for arm in arms.arms:
-        if not arm.ready:
-            metrics.set_arm_model(arm.name, None)
-    sync_primary(app)
-    swapper.start(settings.swap_interval_s)
-    app.state.swapper = swapper
+    catalogue: Catalogue
+    settings: Settings
+    arms: Arms
+    bundle_dir: Path | None = None
+    model: ModelState = field(default_factory=lambda: ModelState(problem="not loaded yet"))
+    swapper: HotSwapper | None = None
 
+    @property
+    def name(self) -> str:
+        return self.catalogue.name
 
-def sync_primary(app: FastAPI) -> None:
-    arms: Arms = app.state.arms
-    app.state.model = arms.ready_arm().state
+    @property
+    def local(self) -> bool:
+        """Served from a bundle folder (no registry)."""
+        return self.bundle_dir is not None
 
+    @classmethod
+    def install(
+        cls, catalogue: Catalogue, settings: Settings, bundle_dir: Path | None
+    ) -> CatalogueServing:
+        """Before start-up: the arms (not loaded yet), so that a bad arm setting fails at once."""
+        specs = (
+            [ArmSpec(LOCAL_ARM, str(bundle_dir), 1.0)]
+            if bundle_dir
+            else parse_arms(settings.ab_arms)
+        )
+        own = settings.model_copy(update={"model_name": catalogue.registered_model})
+        loading = ModelState(problem="the model is still loading")
+        arms = Arms([Arm(spec, loading) for spec in specs], settings.ab_salt)
+        return cls(catalogue, own, arms, bundle_dir, loading)
 
-def stop_models(app: FastAPI) -> None:
-    swapper = getattr(app.state, "swapper", None)
-    if isinstance(swapper, HotSwapper):
-        swapper.stop()
+    def load(self, metrics: ServiceMetrics, online: OnlineHistory | None) -> None:
+        """Load every arm (in a worker thread, at start-up); never raises."""
+        if self.bundle_dir is not None:
+            state = load_state(self.settings, self.bundle_dir, self.name)
+            state.online = online
+            self.arms.primary.state = state
+            metrics.set_arm_model(LOCAL_ARM, state.info, self.name)
+            self.model = state
+            return
+        swapper = HotSwapper(
+            self.settings,
+            self.arms,
+            metrics,
+            online,
+            on_swap=lambda _arm: self.sync_primary(),
+            catalogue=self.name,
+        )
+        swapper.load_all()
+        for arm in self.arms.arms:
+            if not arm.ready:
+                metrics.set_arm_model(arm.name, None, self.name)
+        self.sync_primary()
+        swapper.start(self.settings.swap_interval_s)
+        self.swapper = swapper
+
+    def sync_primary(self) -> None:
+        self.model = self.arms.ready_arm().state
+
+    def stop(self) -> None:
+        if self.swapper is not None:
+            self.swapper.stop()

@@ -2,7 +2,9 @@
 
 Labels use the route *template* (``/v1/users/{user_id}/recommendations``), never the raw path,
 so that ids do not blow up the number of series; unmatched paths share one label. Every series
-carries the A/B ``arm`` that answered (``none`` for requests no arm answers: health, metrics).
+carries the A/B ``arm`` that answered (``none`` for requests no arm answers: health, metrics);
+the series of models and answers also carry their ``catalogue`` (artists, tracks, ...): each
+catalogue has arms of its own, which may share names with another catalogue's.
 Label values that come from clients (an event's ``arm``) are mapped onto the known arms first.
 
 Several workers (``setlist serve --workers N``) share one scrape: ``PROMETHEUS_MULTIPROC_DIR``
@@ -34,6 +36,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from setlist.catalogue import DEFAULT_CATALOGUE
 from setlist.serve.runtime.coverage import CoverageTracker
 from setlist.serve.runtime.resources import MemoryCollector
 
@@ -81,8 +84,8 @@ class ServiceMetrics:
         self.coverage = CoverageTracker(coverage_period_s)
         self.arm_names: frozenset[str] = frozenset()
         self._refreshers: list[Callable[[], None]] = []
-        self._loaded: dict[str, bool] = {}
-        self._arm_series: dict[str, _ArmSeries] = {}
+        self._loaded: dict[tuple[str, str], bool] = {}
+        self._arm_series: dict[tuple[str, str], _ArmSeries] = {}
         self._lock = threading.Lock()
         self._http(self.registry)
         self._model(self.registry)
@@ -136,34 +139,34 @@ class ServiceMetrics:
         self.model_info = Gauge(
             "setlist_model_info",
             "The loaded model (1 for the version served).",
-            ["version", "model_type", "arm"],
+            ["version", "model_type", "arm", "catalogue"],
             registry=r,
             multiprocess_mode="livemax",
         )
         self.model_loaded = Gauge(
             "setlist_model_loaded",
             "1 when a model is loaded, else 0.",
-            ["arm"],
+            ["arm", "catalogue"],
             registry=r,
             multiprocess_mode="livemin",
         )
         self.swaps = Counter(
             "setlist_model_swaps",
             "Hot-swap outcomes per arm: swapped, or refused (a broken or failing version).",
-            ["arm", "outcome"],
+            ["arm", "outcome", "catalogue"],
             registry=r,
         )
         self.index_recall = Gauge(
             "setlist_index_recall_at_10",
             "Recall@10 of the served vector index against exact search, measured at build.",
-            ["arm", "kind"],
+            ["arm", "kind", "catalogue"],
             registry=r,
             multiprocess_mode="livemin",
         )
         self.catalogue_items = Gauge(
             "setlist_catalogue_items",
             "Items in the served model's catalogue.",
-            ["arm"],
+            ["arm", "catalogue"],
             registry=r,
             multiprocess_mode="livemax",
         )
@@ -172,33 +175,33 @@ class ServiceMetrics:
         self.fallbacks = Counter(
             "setlist_recommendation_fallbacks",
             "Recommendations answered by popularity instead of the model, by reason.",
-            ["reason", "arm"],
+            ["reason", "arm", "catalogue"],
             registry=r,
         )
         self.answers = Counter(
             "setlist_recommendations",
             "Answers by strategy (personalized, personalized_online, onboarding, mood, "
             "popular_fallback): the cold-start share is all but the first two.",
-            ["arm", "strategy"],
+            ["arm", "strategy", "catalogue"],
             registry=r,
         )
         self.moods = Counter(
             "setlist_recommendation_moods",
             "Answers to a ?mood= request, by mood.",
-            ["arm", "mood"],
+            ["arm", "mood", "catalogue"],
             registry=r,
         )
         self.distinct_items = Gauge(
             "setlist_recommendation_distinct_items",
             "Distinct items shown in the current coverage period, and in the previous one.",
-            ["arm", "period"],
+            ["arm", "period", "catalogue"],
             registry=r,
             multiprocess_mode="livemax",
         )
         self.diversity = Histogram(
             "setlist_recommendation_tag_diversity",
             "Per answer: distinct primary tags / tagged items shown (1: every item a new tag).",
-            ["arm"],
+            ["arm", "catalogue"],
             buckets=_SHARE_BUCKETS,
             registry=r,
         )
@@ -242,37 +245,39 @@ class ServiceMetrics:
     def set_model(self, info: ModelInfo | None, arm: str = "champion") -> None:
         self.set_arm_model(arm, info)
 
-    def set_arm_model(self, arm: str, info: ModelInfo | None) -> None:
+    def set_arm_model(
+        self, arm: str, info: ModelInfo | None, catalogue: str = DEFAULT_CATALOGUE
+    ) -> None:
         for labels in list(self.model_info._metrics):  # drop this arm's previous version
-            if labels[2] == arm:
+            if labels[2:] == (arm, catalogue):
                 # Zero first: with several workers the value lives on in the worker's file.
                 self.model_info.labels(*labels).set(0)
                 self.model_info.remove(*labels)
         if info is not None:
-            self.model_info.labels(info.version, info.model_type, arm).set(1)
-            self._set_index(arm, info)
-        self.model_loaded.labels(arm).set(0 if info is None else 1)
+            self.model_info.labels(info.version, info.model_type, arm, catalogue).set(1)
+            self._set_index(arm, info, catalogue)
+        self.model_loaded.labels(arm, catalogue).set(0 if info is None else 1)
         for outcome in SWAP_OUTCOMES:  # zero series exist from the start: rate() needs them
-            self.swaps.labels(arm, outcome)
+            self.swaps.labels(arm, outcome, catalogue)
         for reason in FALLBACK_REASONS:
-            self.fallbacks.labels(reason, arm)
+            self.fallbacks.labels(reason, arm, catalogue)
         for strategy in STRATEGIES:
-            self.answers.labels(arm, strategy)
+            self.answers.labels(arm, strategy, catalogue)
         with self._lock:
-            self._loaded[arm] = info is not None
+            self._loaded[catalogue, arm] = info is not None
             self.ready.set(1 if any(self._loaded.values()) else 0)
 
-    def _set_index(self, arm: str, info: ModelInfo) -> None:
+    def _set_index(self, arm: str, info: ModelInfo, catalogue: str) -> None:
         index = info.index or {}
         # No index: exact scoring over every item (dense models), recall 1 by construction.
         kind = str(index.get("kind") or "exact")
         recall = index.get("recall_at_10")
         for labels in list(self.index_recall._metrics):
-            if labels[0] == arm:
+            if (labels[0], labels[2]) == (arm, catalogue):
                 # With workers the old value lives on in the file: at 1 it cannot lower the min.
                 self.index_recall.labels(*labels).set(1.0)
                 self.index_recall.remove(*labels)
-        self.index_recall.labels(arm, kind).set(1.0 if recall is None else float(recall))
+        self.index_recall.labels(arm, kind, catalogue).set(1.0 if recall is None else float(recall))
 
     def set_arms(self, names: Sequence[str]) -> None:
         """The arms this service serves: the only ``arm`` label values taken from clients."""
@@ -295,37 +300,43 @@ class ServiceMetrics:
         strategy: str,
         mood: str | None,
         items: Sequence[ScoredItem],
+        catalogue: str = DEFAULT_CATALOGUE,
     ) -> None:
         """One answer shown: its strategy, mood, coverage and diversity (O(k))."""
-        series = self._arm_series.get(arm) or self._series_of(arm)
+        series = self._arm_series.get((catalogue, arm)) or self._series_of(arm, catalogue)
         answers = series.answers.get(strategy)
         if answers is None:
-            answers = series.answers[strategy] = self.answers.labels(arm, strategy)
+            answers = series.answers[strategy] = self.answers.labels(arm, strategy, catalogue)
         answers.inc()
         if mood is not None:
-            self.moods.labels(arm, mood).inc()
+            self.moods.labels(arm, mood, catalogue).inc()
         if bundle is None:
             return
-        seen = self.coverage.observe(arm, bundle, (i.row for i in items))
+        key = arm if catalogue == DEFAULT_CATALOGUE else f"{catalogue}/{arm}"
+        seen = self.coverage.observe(key, bundle, (i.row for i in items))
         if seen.new_catalogue:
-            self.catalogue_items.labels(arm).set(seen.catalogue)
+            self.catalogue_items.labels(arm, catalogue).set(seen.catalogue)
         if seen.distinct != series.distinct:  # a gauge write is a file write with workers
             series.distinct = seen.distinct
             series.current.set(seen.distinct)
         if seen.previous is not None and seen.previous != series.previous:
             series.previous = seen.previous
-            self.distinct_items.labels(arm, "previous").set(seen.previous)
+            self.distinct_items.labels(arm, "previous", catalogue).set(seen.previous)
         if seen.diversity is not None:
             series.diversity.observe(seen.diversity)
 
-    def _series_of(self, arm: str) -> _ArmSeries:
+    def fell_back(self, reason: str, arm: str, catalogue: str = DEFAULT_CATALOGUE) -> None:
+        """One answer by popularity instead of the model, and why."""
+        self.fallbacks.labels(reason, arm, catalogue).inc()
+
+    def _series_of(self, arm: str, catalogue: str) -> _ArmSeries:
         """The labelled children of one arm, looked up once (``labels()`` costs a lock)."""
         with self._lock:
-            series = self._arm_series.get(arm)
+            series = self._arm_series.get((catalogue, arm))
             if series is None:
-                current = self.distinct_items.labels(arm, "current")
-                series = _ArmSeries(current, self.diversity.labels(arm))
-                self._arm_series[arm] = series
+                current = self.distinct_items.labels(arm, "current", catalogue)
+                series = _ArmSeries(current, self.diversity.labels(arm, catalogue))
+                self._arm_series[catalogue, arm] = series
             return series
 
     def event_arm(self, arm: str | None) -> str:

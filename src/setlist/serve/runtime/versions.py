@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 
 from setlist.bundle import ModelBundle
+from setlist.catalogue import DEFAULT_CATALOGUE
 from setlist.config import Settings
-from setlist.errors import NotFoundError
+from setlist.errors import ArtifactError, NotFoundError
 from setlist.registry import Registry, RegistryConfig
 from setlist.serve.answer.state import ModelInfo, ModelState
 from setlist.serve.runtime.settings import fallback_chain, ranking_config
@@ -16,7 +17,9 @@ from setlist.serve.runtime.settings import fallback_chain, ranking_config
 log = logging.getLogger(__name__)
 
 
-def load_state(settings: Settings, bundle_dir: Path | None = None) -> ModelState:
+def load_state(
+    settings: Settings, bundle_dir: Path | None = None, catalogue: str = DEFAULT_CATALOGUE
+) -> ModelState:
     """The state to serve: the given bundle folder, else the registry's champion.
 
     Never raises: whatever goes wrong is logged and kept as the state's ``problem``, so the
@@ -25,6 +28,7 @@ def load_state(settings: Settings, bundle_dir: Path | None = None) -> ModelState
     try:
         if bundle_dir is not None:
             bundle = ModelBundle.load(bundle_dir)
+            check_catalogue(bundle, catalogue)
             state = state_for(settings, bundle, ModelInfo.from_bundle(bundle))
         else:
             state = load_version(settings, "champion")
@@ -51,6 +55,16 @@ def load_version(settings: Settings, ref: str, registry: Registry | None = None)
         folder = registry.download(version.version, Path(tmp))
         bundle = ModelBundle.load(folder)
     return state_for(settings, bundle, ModelInfo.from_version(version, bundle))
+
+
+def check_catalogue(bundle: ModelBundle, catalogue: str) -> None:
+    """Refuse a bundle trained for another catalogue (one without the record passes)."""
+    if bundle.catalogue not in (None, catalogue):
+        raise ArtifactError(
+            f"the bundle was trained for catalogue {bundle.catalogue!r}, not {catalogue!r}",
+            field="catalogue",
+            value=bundle.catalogue,
+        )
 
 
 def state_for(settings: Settings, bundle: ModelBundle, info: ModelInfo) -> ModelState:

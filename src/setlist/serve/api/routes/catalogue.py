@@ -17,14 +17,13 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from setlist.bundle import ModelBundle
-from setlist.errors import NotFoundError, UnavailableError
-from setlist.events.service import EventService
-from setlist.serve.api.deps import SettingsDep, StateDep
+from setlist.errors import NotFoundError
+from setlist.serve.api.deps import ServiceDep, StateDep
 from setlist.serve.api.schemas import ErrorPublic
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
@@ -230,7 +229,7 @@ def history(
 
 
 @router.get("/models", responses=_ERRORS)
-async def versions(request: Request, state: StateDep, settings: SettingsDep) -> VersionsPublic:
+async def versions(state: StateDep, service: ServiceDep) -> VersionsPublic:
     """The registered model versions, newest first (only the served one for a bundle folder)."""
     _, info = state.require()
     served = VersionPublic(
@@ -240,23 +239,20 @@ async def versions(request: Request, state: StateDep, settings: SettingsDep) -> 
         metrics=_finite(info.metrics),
         created_at=info.trained_at,
     )
-    arms = getattr(request.app.state, "arms", None)
-    if arms is not None and getattr(arms.primary, "name", "") == "local":
+    artists = service.artists
+    if artists.local:
         return VersionsPublic(served=info.version, versions=[served])
     try:
-        found = await run_in_threadpool(_registry_versions, settings)
+        found = await run_in_threadpool(_registry_versions, artists.settings)
     except Exception as exc:  # the registry is optional for this view: say why, keep serving
         return VersionsPublic(served=info.version, versions=[served], problem=str(exc)[:300])
     return VersionsPublic(served=info.version, versions=found or [served])
 
 
 @router.get("/stats/events", responses=_ERRORS)
-async def event_stats(request: Request, state: StateDep) -> EventStatsPublic:
+async def event_stats(state: StateDep, service: ServiceDep) -> EventStatsPublic:
     """What listeners did, from the newest stored events (see the fields' descriptions)."""
-    service = getattr(request.app.state, "events", None)
-    if not isinstance(service, EventService):
-        raise UnavailableError("the event store is not available", field="events")
-    store = service.require()
+    store = service.feedback.events.require()
     frame = await run_in_threadpool(_newest_events, store)
     bundle, _ = state.require()
     moods = {m.mood.name: m.top_rows for m in state.moods()}

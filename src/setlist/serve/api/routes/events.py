@@ -7,17 +7,18 @@ document still describes the three accepted shapes.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from setlist.errors import TooLargeError
 from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, parse_body
 from setlist.events.service import EventService, IngestResult
+from setlist.serve.api.deps import ServiceDep
 from setlist.serve.api.schemas import ErrorPublic
-from setlist.serve.runtime.feedback import EventCounter
+from setlist.serve.runtime.feedback import Feedback
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -59,35 +60,24 @@ class EventsAcceptedPublic(BaseModel):
     duplicates: int
 
 
-def get_events(request: Request) -> EventService:
-    return cast(EventService, request.app.state.events)
-
-
-EventsDep = Annotated[EventService, Depends(get_events)]
-
-
 @router.post("/events", responses=_ERRORS, openapi_extra=_BODY_SCHEMA)
-async def post_events(request: Request, service: EventsDep) -> EventsAcceptedPublic:
+async def post_events(request: Request, service: ServiceDep) -> EventsAcceptedPublic:
     """Record one event, or a batch of up to 1,000 ({"events": [...]}); 200 once durable."""
-    service.require()
+    feedback = service.feedback
+    events = feedback.events
+    events.require()
     body = await _read_body(request, MAX_BODY_BYTES)
     # Parsing a large batch takes milliseconds: off the event loop, with the commit.
-    result = await run_in_threadpool(_accept, request, service, body)
+    result = await run_in_threadpool(_accept, feedback, events, body)
     return EventsAcceptedPublic(
         accepted=result.received, stored=result.stored, duplicates=result.duplicates
     )
 
 
-def _accept(request: Request, service: EventService, body: bytes) -> IngestResult:
-    parsed = parse_body(body, max_future_s=service.config.max_future_s)
-    result = service.ingest(parsed.events)
-    state = request.app.state
-    if isinstance(counter := getattr(state, "event_counter", None), EventCounter):
-        # A batch resent whole (a client retrying after a timeout) counts once; the store does
-        # not say which events of a partly new batch are resends, so such a batch counts whole.
-        if result.stored:
-            counter.count(parsed.events)
-        state.service_counters.sync(service)
+def _accept(feedback: Feedback, events: EventService, body: bytes) -> IngestResult:
+    parsed = parse_body(body, max_future_s=events.config.max_future_s)
+    result = events.ingest(parsed.events)
+    feedback.accepted(parsed.events, result)
     return result
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from setlist.serve.api.deps import MetricsDep, StateDep
+from setlist.serve.api.deps import MetricsDep, ServiceDep
+from setlist.serve.api.present import catalogue_public
 from setlist.serve.api.schemas import ErrorPublic, HealthPublic, ReadyPublic
 
 router = APIRouter(tags=["health"])
@@ -18,11 +19,17 @@ def health() -> HealthPublic:
 
 
 @router.get("/ready", responses={503: {"model": ErrorPublic}})
-def ready(state: StateDep, service: MetricsDep) -> ReadyPublic:
-    """Readiness: 200 once a model (with its popularity fallback) is loaded, else 503."""
-    service.readiness(state.ready)
+def ready(service: ServiceDep) -> ReadyPublic:
+    """Readiness: 200 once the artists model (with its popularity fallback) is loaded, else 503;
+    lists every catalogue with its own state."""
+    state = service.artists.model
+    service.metrics.readiness(state.ready)
     _, info = state.require()
-    return ReadyPublic(status="ready", model_version=info.version)
+    return ReadyPublic(
+        status="ready",
+        model_version=info.version,
+        catalogues=[catalogue_public(c) for c in service.catalogues.values()],
+    )
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)

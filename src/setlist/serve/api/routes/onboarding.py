@@ -11,8 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from setlist.serve.answer.ask import Ask
-from setlist.serve.answer.explore import ExploreDep
-from setlist.serve.api.deps import ArmsDep, MetricsDep, SettingsDep, check_exclude, check_k
+from setlist.serve.api.deps import (
+    ArmsDep,
+    ExploreDep,
+    MetricsDep,
+    SettingsDep,
+    check_exclude,
+    check_k,
+)
 from setlist.serve.api.present import items_public, recommendations_public
 from setlist.serve.api.schemas import (
     BatchIn,
@@ -85,7 +91,7 @@ def batch(
         arm = arms.assign(user_id)
         recs = arm.state.answer(Ask(user_id, (), body.k, excluded, None, policy))
         if recs.fallback_reason is not None:
-            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+            metrics.fell_back(recs.fallback_reason, arm.name)
         metrics.answered(arm.name, arm.state.bundle, recs.strategy, None, recs.items)
         shown = recs.shown_propensities()
         results.append(recommendations_public(recs, arm.name, recs.items, shown))

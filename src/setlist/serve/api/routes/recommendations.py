@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from setlist.serve.answer.ask import DEFAULT_K, Ask
-from setlist.serve.answer.explore import get_explore
 from setlist.serve.api.deps import (
     ExcludeQuery,
     KQuery,
@@ -18,6 +17,7 @@ from setlist.serve.api.deps import (
 )
 from setlist.serve.api.present import recommendations_json
 from setlist.serve.api.schemas import ErrorPublic, RecommendationsPublic
+from setlist.serve.api.service import Service
 
 router = APIRouter(prefix="/v1/users", tags=["recommendations"])
 
@@ -39,23 +39,23 @@ async def recommend(
 ) -> Response:
     """Top-k unheard items for a user, each with its reasons; popular items for an unknown user."""
     # The hot path: inline, not in the threadpool (an ANN answer takes well under a millisecond),
-    # and app objects read directly rather than through dependencies (each costs per request).
+    # and the service read directly rather than through dependencies (each costs per request).
     # One inline answer per loop turn (setlist.serve.api.limits.Turns): sockets are read between.
     # Validate, pick the arm, answer (ModelState.answer: every rule and the policy), record, write.
-    state = request.app.state
-    settings, metrics = state.settings, state.metrics
+    service: Service = request.app.state.service
+    settings, metrics = service.settings, service.metrics
     k = check_k(k, settings)
     excluded = tuple(check_exclude(list(exclude or []), settings))
-    explore = get_explore(request)
+    explore = service.explore
     ask = Ask(user_id, (), k, excluded, mood, explore if explore.active else None)
-    arm = state.arms.assign(user_id)
+    arm = service.artists.arms.assign(user_id)
     request.state.arm = arm.name
-    turns = state.turns
+    turns = service.turns
     await turns.take()
     try:
         recs = arm.state.answer(ask)
         if recs.fallback_reason is not None:
-            metrics.fallbacks.labels(recs.fallback_reason, arm.name).inc()
+            metrics.fell_back(recs.fallback_reason, arm.name)
         metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
         body = recommendations_json(recs, arm.name, recs.items, recs.shown_propensities())
     finally:
