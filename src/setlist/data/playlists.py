@@ -49,6 +49,7 @@ from setlist.data.schema import (
     TRACK_SCHEMA,
     PlaylistDataset,
 )
+from setlist.data.sources import SourceConfig, fetch
 from setlist.data.validate import MAX_PROBLEMS, MAX_VALUE_CHARS, OnBadRows
 from setlist.errors import ConfigError, DataError, ValidationError
 
@@ -137,6 +138,7 @@ class PlaylistReport:
             if k not in ("problems", "problems_by_field", "files_ignored")
         }
         figures["files_ignored"] = ", ".join(self.files_ignored) or "none"
+        figures["reused"] = "yes" if self.reused else "no"
         for name, count in sorted(self.problems_by_field.items()):
             figures[f"problems.{name}"] = count
         return figures
@@ -169,9 +171,13 @@ def slice_files(path: Path) -> tuple[list[Path], list[str]]:
         else:
             ignored.append(str(entry.relative_to(path)))
     if not slices:
+        shown = ", ".join(ignored[:5]) + (
+            f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+        )
         raise ValidationError(
             f"{path}: no MPD slice files (mpd.slice.<a>-<b>.json) in the folder"
-            + (" or its data/ subfolder" if folder == path else ""),
+            + (" or its data/ subfolder" if folder == path else "")
+            + f"; found: {shown or 'no files'} (give a single file by its path to read it)",
             file=str(path),
         )
     if ignored:
@@ -184,10 +190,20 @@ def _slices_in(folder: Path) -> bool:
 
 
 def is_playlist_path(path: Path) -> bool:
-    """A ``.json`` file, or a folder with slice files in it or in its ``data/`` subfolder."""
+    """A ``.json`` file, or a folder with slice files (or other ``.json`` files, which
+    :func:`slice_files` then refuses by name) in it or in its ``data/`` subfolder."""
     if path.is_file():
         return path.suffix.lower() == ".json"
-    return _slices_in(path) or _slices_in(path / "data")
+    return _slices_in(path) or _slices_in(path / "data") or _json_in(path)
+
+
+def has_slices(folder: Path) -> bool:
+    """Slice files in the folder or its ``data/`` subfolder."""
+    return _slices_in(folder) or _slices_in(folder / "data")
+
+
+def _json_in(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix.lower() == ".json" for p in folder.iterdir())
 
 
 # ---------------------------------------------------------------- parsing one slice
@@ -727,4 +743,43 @@ def read_store(folder: Path) -> PlaylistDataset:
         pairs,
         fingerprint=manifest["fingerprint"],
         store=folder,
+    )
+
+
+# ---------------------------------------------------------------- sources by name or path
+
+MPD_SOURCE = "spotify-mpd"
+
+
+def is_playlist_source(source: str) -> bool:
+    """``spotify-mpd``, a folder of MPD slices or a ``.json`` file."""
+    if source == MPD_SOURCE:
+        return True
+    path = Path(source).expanduser()
+    return path.exists() and is_playlist_path(path)
+
+
+def load_playlist_source(
+    source: str,
+    config: SourceConfig,
+    *,
+    on_bad_rows: OnBadRows = "fail",
+    quarantine_dir: Path | None = None,
+) -> tuple[PlaylistDataset, PlaylistReport]:
+    """``spotify-mpd`` (fetched: mirror or cache) or a path, through the Parquet store.
+
+    The known dataset is stored as ``<store_dir>/spotify-mpd``; a path under its folder name
+    and a hash of its absolute path, so two folders never share a store.
+    """
+    if source == MPD_SOURCE:
+        path, name = fetch(MPD_SOURCE, config), MPD_SOURCE
+    else:
+        path = Path(source).expanduser()
+        name = store_name(path)
+    return load_playlists(
+        path,
+        config.store_dir,
+        name=name,
+        on_bad_rows=on_bad_rows,
+        quarantine_dir=quarantine_dir or config.cache_dir / "quarantine",
     )
