@@ -369,6 +369,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         return self.home / "data"
 
+    @property
+    def datasets_dir(self) -> Path:
+        """Where read datasets are stored as Parquet (the MPD's playlist tables)."""
+        return self.home / "datasets"
+
     def clean(self) -> CleanConfig:
         return CleanConfig(self.min_user_items, self.min_item_users)
 

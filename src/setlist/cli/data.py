@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,6 +18,9 @@ from setlist.cli.common import (
     sources,
     stages,
 )
+from setlist.config import Settings
+
+MAX_LISTED = 30
 
 
 @data_app.command("fetch")
@@ -32,29 +35,47 @@ def data_fetch(name: Annotated[str, typer.Argument(help="Dataset name.")]) -> No
     with stages(1) as say:
         folder = fetch(name, sources(settings))
         say(f"fetched {name}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
     table = Table("file", "bytes", title=f"{name} in {folder}")
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in files[:MAX_LISTED]:
         table.add_row(str(path.relative_to(folder)), f"{path.stat().st_size:,}")
+    if len(files) > MAX_LISTED:  # the MPD: hundreds of slices
+        rest = files[MAX_LISTED:]
+        table.add_row(
+            f"... and {len(rest):,} more file(s)", f"{sum(p.stat().st_size for p in rest):,}"
+        )
     console.print(table)
+    if len(files) > MAX_LISTED:
+        total = sum(p.stat().st_size for p in files)
+        console.print(f"{len(files):,} files, {total:,} bytes in all")
 
 
 @data_app.command("validate")
 def data_validate(
-    source: Annotated[str, typer.Argument(help="Dataset name or interactions file.")],
+    source: Annotated[
+        str,
+        typer.Argument(help="Dataset name, interactions file, or MPD slice folder or file."),
+    ],
     on_bad_rows: BadRowsOpt = "fail",
     quarantine_dir: Annotated[
         Path | None, typer.Option(help="Where quarantined rows go (default: home/quarantine).")
     ] = None,
 ) -> None:
-    """Validate a source row by row and print the report.
+    """Validate a source row by row (playlists: playlist by playlist) and print the report.
 
     Examples: setlist data validate hetrec-lastfm-2k;
-    setlist data validate plays.csv --on-bad-rows quarantine
+    setlist data validate plays.csv --on-bad-rows quarantine;
+    setlist data validate spotify-mpd (or a folder of mpd.slice.*.json files)
     """
-    from setlist.pipeline import ingest
+    from setlist.data.playlists import is_playlist_source
 
     settings = settings_with()
     qdir = quarantine_dir or settings.home / "quarantine"
+    if is_playlist_source(source):
+        _validate_playlists(source, settings, check_bad_rows(on_bad_rows), qdir)
+        return
+    from setlist.pipeline import ingest
+
     with stages(1) as say:
         dataset, report = ingest(
             source,
@@ -72,3 +93,27 @@ def data_validate(
     console.print(table)
     for problem in report.problems[:20]:
         console.print(f"[yellow]bad row[/yellow] {problem}")
+
+
+def _validate_playlists(source: str, settings: Settings, on_bad_rows: Any, qdir: Path) -> None:
+    """MPD slices: read (or reuse) the Parquet store, print the playlist report."""
+    from setlist.data.playlists import load_playlist_source
+    from setlist.data.sources import SourceConfig
+
+    with stages(1) as say:
+        dataset, report = load_playlist_source(
+            source, SourceConfig.from_settings(settings), on_bad_rows=on_bad_rows,
+            quarantine_dir=qdir,
+        )  # fmt: skip
+        say("reused the stored copy" if report.reused else "read and stored")
+    table = Table("figure", "value", title=f"validation of {source} (playlists)")
+    for key, value in report.figures().items():
+        table.add_row(key, fmt(value))
+    table.add_row("rows.playlists", fmt(dataset.playlists.height))
+    table.add_row("rows.tracks", fmt(dataset.tracks.height))
+    table.add_row("rows.playlist_tracks", fmt(dataset.playlist_tracks.height))
+    table.add_row("fingerprint", dataset.fingerprint)
+    table.add_row("store", str(dataset.store))
+    console.print(table)
+    for problem in report.problems[:20]:
+        console.print(f"[yellow]bad playlist[/yellow] {problem}")

@@ -23,6 +23,7 @@ from typing import Literal
 
 import polars as pl
 
+from setlist.data.playlists import is_playlist_source, load_playlist_source
 from setlist.data.schema import INTERACTION_SCHEMA, ITEM_SCHEMA, Dataset, conform, empty_items
 from setlist.data.sources import SOURCES, SourceConfig, fetch
 from setlist.data.synthetic import generate_preset
@@ -58,6 +59,8 @@ def load(
     qdir = quarantine_dir or config.cache_dir / "quarantine"
     if source.startswith("synthetic:"):
         return _load_synthetic(source)
+    if is_playlist_source(source):
+        return _load_playlists(source, config, on_bad_rows, qdir)
     if source in SOURCES:
         return _LOADERS[source](fetch(source, config), on_bad_rows, qdir)
     path = Path(source).expanduser()
@@ -65,8 +68,33 @@ def load(
         return load_file(path, on_bad_rows=on_bad_rows, quarantine_dir=qdir)
     raise ConfigError(
         f"unknown source {source!r}: not a known dataset ({', '.join(sorted(SOURCES))}), "
-        "not synthetic:<preset> and not an existing file"
+        "not synthetic:<preset>, not an existing file and not a folder of MPD slices"
     )
+
+
+def _load_playlists(
+    source: str, config: SourceConfig, on_bad_rows: OnBadRows, qdir: Path
+) -> tuple[Dataset, ValidationReport]:
+    """MPD slices as interactions: each playlist a user, each of its tracks an item (weight 1).
+
+    The report counts interaction rows; ``rows_quarantined`` counts whole playlists (their
+    problems are in the quarantine file and in :func:`load_playlist_source`'s own report).
+    """
+    playlists, preport = load_playlist_source(
+        source, config, on_bad_rows=on_bad_rows, quarantine_dir=qdir
+    )
+    interactions = playlists.interactions()
+    report = ValidationReport(
+        preport.source,
+        rows_read=interactions.height,
+        rows_accepted=interactions.height,
+        rows_quarantined=preport.playlists_quarantined,
+        problems_total=preport.problems_total,
+        quarantine_path=preport.quarantine_path,
+        duplicate_rows=duplicate_rows(interactions),
+        encoding="utf-8 (JSON)",
+    )
+    return Dataset(playlists.name, interactions, conform(playlists.items(), ITEM_SCHEMA)), report
 
 
 def _load_synthetic(source: str) -> tuple[Dataset, ValidationReport]:

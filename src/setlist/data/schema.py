@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -70,3 +71,83 @@ class Dataset:
         digest.update(str(int(row_hash.cast(pl.UInt64).sum() or 0)).encode())
         digest.update(str(int((row_hash % 1_000_003).cast(pl.UInt64).sum() or 0)).encode())
         return digest.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- playlists (MPD)
+
+PLAYLIST_SCHEMA: dict[str, pl.DataType] = {
+    "pid": pl.Int64(),
+    "name": pl.String(),
+    "num_followers": pl.Int64(),
+    "num_tracks": pl.Int64(),
+    "num_edits": pl.Int64(),
+    "num_artists": pl.Int64(),
+    "num_albums": pl.Int64(),
+    "duration_ms": pl.Int64(),
+    "description": pl.String(),
+    "modified_at": pl.Datetime("us", "UTC"),
+    "collaborative": pl.Boolean(),
+    "slice": pl.String(),
+}
+"""One row per playlist; ``slice`` is the file it came from. Optional fields are null where
+the source has none (the public subset keeps only pid, name, the counts and the tracks)."""
+
+TRACK_SCHEMA: dict[str, pl.DataType] = {
+    "track_uri": pl.String(),
+    "track_name": pl.String(),
+    "artist_name": pl.String(),
+    "artist_uri": pl.String(),
+    "album_name": pl.String(),
+    "album_uri": pl.String(),
+    "duration_ms": pl.Int64(),
+}
+"""One row per distinct track; where a track appears several times, its first occurrence."""
+
+PLAYLIST_TRACK_SCHEMA: dict[str, pl.DataType] = {
+    "pid": pl.Int64(),
+    "pos": pl.Int32(),
+    "track_uri": pl.String(),
+}
+"""One row per (playlist, position): a track may repeat within a playlist."""
+
+
+@dataclass
+class PlaylistDataset:
+    """Playlists read from Million Playlist Dataset slices: three tables and where they are.
+
+    ``fingerprint`` is the SHA-256 over the input slice files' names and digests (and the
+    reader's version): the same input gives the same fingerprint, for run tracking.
+    ``store`` is the folder of the Parquet copy, or None for a dataset read in memory only.
+    """
+
+    name: str
+    playlists: pl.DataFrame
+    tracks: pl.DataFrame
+    playlist_tracks: pl.DataFrame
+    fingerprint: str
+    store: Path | None = None
+
+    def interactions(self) -> pl.DataFrame:
+        """Playlists as users and tracks as items, weight 1 per occurrence, in INTERACTION_SCHEMA.
+
+        The timestamp is the playlist's ``modified_at`` (null where the source has none).
+        """
+        stamps = self.playlists.select("pid", pl.col("modified_at").alias("timestamp"))
+        frame = self.playlist_tracks.join(stamps, on="pid", how="left", maintain_order="left")
+        return frame.select(
+            pl.col("pid").cast(pl.String).alias("user"),
+            pl.col("track_uri").alias("item"),
+            pl.lit(1.0).alias("weight"),
+            pl.col("timestamp").cast(INTERACTION_SCHEMA["timestamp"]),
+        )
+
+    def items(self) -> pl.DataFrame:
+        """Tracks as items: name ``artist - track`` and the track's Spotify web link."""
+        track_id = pl.col("track_uri").str.strip_prefix("spotify:track:")
+        return self.tracks.select(
+            pl.col("track_uri").alias("item"),
+            pl.concat_str("artist_name", "track_name", separator=" - ").alias("name"),
+            pl.when(pl.col("track_uri").str.starts_with("spotify:track:"))
+            .then(pl.lit("https://open.spotify.com/track/") + track_id)
+            .alias("url"),
+        )

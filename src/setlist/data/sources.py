@@ -6,6 +6,11 @@ copies, and, for mirror folders, the mirror's own ``SHA256SUMS`` (that is what v
 sample folders, whose files are not the official ones). Downloads stream into a temporary file
 and are extracted into a temporary folder that is renamed into place only once verified, so an
 interrupted or corrupt download never looks complete.
+
+The Million Playlist Dataset (``spotify-mpd``) has no public download (AIcrowd hands it out
+after registration): it is a folder of ``mpd.slice.<a>-<b>.json`` files found in the mirror
+(the complete ``spotify-mpd/`` or the ``spotify-mpd-subset/`` sample) or in the cache folder,
+every slice listed in the mirror's ``SHA256SUMS`` verified.
 """
 
 from __future__ import annotations
@@ -38,15 +43,26 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Where datasets come from: an optional mirror folder, the cache, and whether to download."""
+    """Where datasets come from: an optional mirror folder, the cache, and whether to download.
+
+    ``datasets_dir`` is where read datasets are stored as Parquet (the MPD's tables); by
+    default ``datasets/`` beside the cache folder, which is ``<home>/datasets``.
+    """
 
     mirror: Path | None
     cache_dir: Path
     download: bool = True
+    datasets_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceConfig:
-        return cls(settings.data_mirror, settings.cache_dir, settings.download)
+        return cls(
+            settings.data_mirror, settings.cache_dir, settings.download, settings.datasets_dir
+        )
+
+    @property
+    def store_dir(self) -> Path:
+        return self.datasets_dir or self.cache_dir.parent / "datasets"
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,9 @@ class SourceSpec:
     """One known dataset: its official archive, its files and its mirror folder names.
 
     ``mirror_dirs`` hold complete copies (official checksums apply); ``sample_dirs`` hold a
-    sample in the original format, verified only by the mirror's ``SHA256SUMS``.
+    sample in the original format, verified only by the mirror's ``SHA256SUMS``. A ``slices``
+    source is a folder of MPD slice files rather than fixed ``files``; one without ``url`` has
+    no public download and ``obtain`` says how to get it.
     """
 
     name: str
@@ -64,7 +82,17 @@ class SourceSpec:
     sample_dirs: tuple[str, ...] = ()
     sha256: Mapping[str, str] = field(default_factory=dict)
     md5: Mapping[str, str] = field(default_factory=dict)
+    slices: bool = False
+    obtain: str = ""
 
+
+MPD_OBTAIN = (
+    "the Million Playlist Dataset has no public download: register at AIcrowd "
+    "(https://www.aicrowd.com/challenges/spotify-million-playlist-dataset-challenge), unzip "
+    "spotify_million_playlist_dataset.zip and set SETLIST_DATA_MIRROR to a folder holding it "
+    "as spotify-mpd/ (its mpd.slice.*.json files directly or in data/), or unzip it into the "
+    "cache folder; any folder of slices can also be read by path"
+)
 
 SOURCES: dict[str, SourceSpec] = {
     "hetrec-lastfm-2k": SourceSpec(
@@ -112,6 +140,15 @@ SOURCES: dict[str, SourceSpec] = {
             "userid-profile.tsv": "c53608b6b445db201098c1489ea497df",
         },
     ),
+    "spotify-mpd": SourceSpec(
+        name="spotify-mpd",
+        url="",
+        files=(),
+        mirror_dirs=("spotify-mpd", "spotify_million_playlist_dataset"),
+        sample_dirs=("spotify-mpd-subset",),
+        slices=True,
+        obtain=MPD_OBTAIN,
+    ),
 }
 
 
@@ -139,10 +176,22 @@ def fetch(
             return found
     cached = config.cache_dir / spec.name
     looked.append(str(cached))
-    if _has_files(cached, spec.files):
+    if _complete(spec, cached):
         _verify_official(spec, cached)
         log.info("%s: using cached copy %s", name, cached)
         return cached
+    if not spec.url:
+        setting = (
+            "SETLIST_DATA_MIRROR is not set"
+            if config.mirror is None
+            else f"SETLIST_DATA_MIRROR={config.mirror}"
+        )
+        raise DownloadError(
+            f"dataset {name!r} is not available ({setting}): {spec.obtain}; looked in: "
+            + "; ".join(looked),
+            source=name,
+            looked=looked,
+        )
     if not config.download:
         raise DownloadError(
             f"dataset {name!r} is not available and downloads are off; looked in: "
@@ -158,9 +207,9 @@ def _from_mirror(spec: SourceSpec, mirror: Path, looked: list[str]) -> Path | No
     for dirname in spec.mirror_dirs + spec.sample_dirs:
         folder = mirror / dirname
         looked.append(str(folder))
-        if not _has_files(folder, spec.files):
+        if not _complete(spec, folder):
             continue
-        for file in spec.files:
+        for file in _listed_files(spec, folder):
             expected = sums.get(f"{dirname}/{file}")
             if expected is not None:
                 verify_file(folder / file, expected, "sha256", origin=str(mirror / "SHA256SUMS"))
@@ -169,6 +218,24 @@ def _from_mirror(spec: SourceSpec, mirror: Path, looked: list[str]) -> Path | No
         log.info("%s: using mirror folder %s", spec.name, folder)
         return folder
     return None
+
+
+def _complete(spec: SourceSpec, folder: Path) -> bool:
+    """The folder holds the source: its files, or (slices) at least one MPD slice file."""
+    if spec.slices:
+        from setlist.data.playlists import has_slices
+
+        return has_slices(folder)
+    return _has_files(folder, spec.files)
+
+
+def _listed_files(spec: SourceSpec, folder: Path) -> list[str]:
+    """The files to verify, relative to the folder: the spec's, or every slice file."""
+    if not spec.slices:
+        return list(spec.files)
+    from setlist.data.playlists import slice_files
+
+    return [str(p.relative_to(folder)) for p in slice_files(folder)[0]]
 
 
 def _has_files(folder: Path, files: tuple[str, ...]) -> bool:
