@@ -246,3 +246,19 @@ def test_paired_comparison_of_two_recommenders() -> None:
         compare_challenge(good, evaluate_challenge(HAND, popular, ARTIST, n_resamples=10))
     with pytest.raises(ConfigError, match="metric must be one of"):
         compare_challenge(good, none, metric="map")
+
+
+def test_the_recommender_sees_seeds_title_and_k_as_the_category_allows() -> None:
+    calls: list[tuple[list[int], str | None, int]] = []
+
+    def recording(seeds: np.ndarray, name: str | None, k: int) -> list[int]:
+        calls.append((seeds.tolist(), name, k))
+        return [3, 20]  # 3 is a seed of pid 2
+
+    report = evaluate_challenge(HAND, recording, ARTIST, k=50, on_seed="miss", n_resamples=10)
+    assert calls == [([], "rainy day", 50), ([1, 2, 3, 4, 5], None, 50)]
+    assert report.k == 50
+    # pid 2: the seed at rank 1 is a miss, 20 at rank 2 a hit -> clicks 0, R-precision 1/2
+    row = report.per_playlist.filter(pl.col("pid") == 2)
+    assert row["r_precision"].item() == pytest.approx(0.5)
+    assert row["ndcg"].item() == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))

@@ -31,8 +31,9 @@
    longest, each into the open category that has the fewest so far, ties drawn at random, all
    from ``seed``. Random seed tracks are drawn with ``numpy.random.default_rng([seed, pid])``,
    so a playlist's draw does not depend on the other playlists. With ``train_tracks``, a
-   playlist holding a track absent from training is skipped, as the challenge only used
-   playlists whose tracks all appear in the Million Playlist Dataset.
+   playlist holding a track absent from training is skipped (no model could recommend it);
+   the challenge readme lists extra constraints on its playlists that our stored copy of it
+   does not show, so this option is our choice, not a quoted rule.
 3. :func:`evaluate_challenge` asks a recommender (``recommend(seeds, name, k)``; ``name`` is
    None where the category hides the title) or takes precomputed lists, scores every case with
    :func:`setlist.evaluate.playlists.challenge_metrics` and returns per-playlist figures and a

@@ -21,18 +21,21 @@ list cut to its first k (k = 500 in the challenge) entries:
   :func:`track_r_precision` is the track-only form of the reference code (no artist term).
 - NDCG = DCG / IDCG with binary gains of held-out tracks, ``DCG = sum_i rel_i / log2(i + 1)``
   over 1-based positions i <= k, ``IDCG`` the same for min(|G|, k) hits first: the reference
-  code's form (its docstring's ``rel_1 + sum_{i>=2}`` is the same sum, as 1/log2(2) = 1).
+  code's form (its docstring's ``rel_1 + sum_{i>=2}`` is the same sum, as 1/log2(2) = 1). The
+  rules page gives its formulas as images that our stored copy lacks; we follow the code.
 - Recommended songs clicks = ``floor((rank of the first held-out track - 1) / 10)`` (rank
   1-based), and ``ceil(k / 10) + 1`` = 51 for k = 500 when none of the k is held out (the
   reference code's ``k / 10 + 1``; the ceiling only matters for a k that is not a multiple of 10).
 
-Input rules (the challenge's submission checker refused both): a list that names a track twice
-is a :class:`DataError` naming the playlist; a seed track among the recommendations is a
-:class:`DataError` too unless ``on_seed="miss"``, which scores it as a miss that still takes its
-position and earns no artist credit. A list longer than k is cut to k (as the reference code
-does); a shorter one is scored as if padded with misses. ``k`` other than 500 is allowed (the
-challenge numbers are at 500) and is echoed in every error. An empty truth is an error (the
-metrics are undefined); a seed that is also in the truth is an error (the truth excludes seeds).
+Input rules (a challenge submission was 500 distinct tracks that leave out the playlist's seeds;
+we could not read the official checker, so this is our strict reading): a list that names a
+track twice is a :class:`DataError` naming the playlist; a seed track among the recommendations
+is a :class:`DataError` too unless ``on_seed="miss"``, which scores it as a miss that still
+takes its position and earns no artist credit. A list longer than k is cut to k (as the
+reference code does); a shorter one is scored as if padded with misses. ``k`` other than 500 is
+allowed (the challenge's figures are at 500; the errors about list contents name the k used).
+An empty truth is an error (the metrics are undefined); a seed that is also in the truth is an
+error (the truth excludes seeds).
 """
 
 from __future__ import annotations
