@@ -140,6 +140,10 @@ def test_bad_challenge_input_is_refused() -> None:
         build_challenge_set([1, 2], [[1, 2]], ["a", "b"])
     with pytest.raises(DataError, match="unique and non-negative"):
         build_challenge_set([1, 1], [[1], [2]], ["a", "b"])
+    with pytest.raises(DataError, match="pids must be a 1-D array of integers"):
+        build_challenge_set(["a"], [[1]], ["a"])
+    with pytest.raises(DataError, match="playlist 1 has no name"):
+        build_challenge_set([1], [[1]], [None])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="min_truth must be at least 1"):
         build_challenge_set([1], [[1]], ["a"], min_truth=0)
     with pytest.raises(DataError, match="tracks of playlist 1 must be a flat list of integer"):

@@ -141,10 +141,7 @@ def split_playlists(
     pids: npt.ArrayLike, n_holdout: int, *, seed: int = 0
 ) -> tuple[IntArray, IntArray]:
     """(train pids, held-out pids), both sorted: ``n_holdout`` pids drawn without replacement."""
-    arr = np.asarray(pids)
-    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-        raise DataError(f"pids must be a 1-D array of integers, got {arr.dtype} {arr.shape}")
-    ids = arr.astype(np.int64)
+    ids = _pid_array(pids)
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise DataError(f"pids holds pid {int(unique[counts > 1][0])} more than once", field="pids")
@@ -171,8 +168,8 @@ def build_challenge_set(
     train_tracks: npt.ArrayLike | None = None,
 ) -> ChallengeSet:
     """One case per usable held-out playlist (``tracks[i]`` in playlist order, ``names[i]``)."""
-    ids = np.asarray(pids, dtype=np.int64)
-    if ids.ndim != 1 or not (len(ids) == len(tracks) == len(names)):
+    ids = _pid_array(pids)
+    if not len(ids) == len(tracks) == len(names):
         raise DataError(
             f"pids ({ids.size}), tracks ({len(tracks)}) and names ({len(names)}) must have "
             "one entry per held-out playlist"
@@ -181,6 +178,9 @@ def build_challenge_set(
         raise DataError("pids must be unique and non-negative", field="pids")
     if seed < 0:
         raise ConfigError(f"seed must be non-negative, got {seed}", field="seed")
+    untitled = [int(p) for p, n in zip(ids, names, strict=True) if not isinstance(n, str)]
+    if untitled:
+        raise DataError(f"playlist {untitled[0]} has no name (a str is needed)", field="names")
     if min_truth < 1:
         raise ConfigError(f"min_truth must be at least 1, got {min_truth}", field="min_truth")
     cats = _check_categories(categories)
@@ -331,6 +331,16 @@ def compare_challenge(
         n_resamples=n_resamples,
         seed=seed,
     )
+
+
+def _pid_array(pids: npt.ArrayLike) -> IntArray:
+    arr = np.asarray(pids)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(
+            f"pids must be a 1-D array of integers, got {arr.dtype} {arr.shape}", field="pids"
+        )
+    out: IntArray = arr.astype(np.int64)
+    return out
 
 
 def _distinct_in_order(tracks: TrackList, pid: int) -> IntArray:
