@@ -159,3 +159,27 @@ def test_each_catalogue_is_served_from_its_own_registered_model(
         tracks = client.get("/v1/catalogues/tracks/users/u4/recommendations").json()
         assert _ids(tracks) <= set(TRACKS) and tracks["arm"] == "champion"
         assert _ids(client.get("/v1/users/u4/recommendations").json()) <= ARTISTS
+
+
+def test_catalogue_routes_answer_through_the_rules_and_the_policy(
+    bundle_dir: Path, tracks_dir: Path, tmp_path: Path
+) -> None:
+    """The catalogue routes take the one answer path: blocked items and exploration hold there."""
+    bundles = {"artists": bundle_dir, "tracks": tracks_dir}
+    with TestClient(create_app(make_settings(tmp_path / "free"), bundles)) as client:
+        free = client.get("/v1/catalogues/tracks/users/u1/recommendations", params={"k": 3})
+        top = free.json()["items"][0]["item_id"]
+    settings = make_settings(
+        tmp_path / "ruled",
+        rank_blocked_items=top,
+        explore_mode="epsilon",
+        explore_epsilon=1.0,
+        explore_pool=5,
+    )
+    with TestClient(create_app(settings, bundles)) as client:
+        body = client.get("/v1/catalogues/tracks/users/u1/recommendations", params={"k": 2}).json()
+        assert top not in _ids(body)
+        assert all(0 < item["propensity"] < 1 for item in body["items"])
+        seeds = {"seeds": ["t-a1"], "k": 5}
+        onboarded = client.post("/v1/catalogues/tracks/recommendations", json=seeds).json()
+        assert top not in _ids(onboarded)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError
+from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.api.deps import ServiceDep, StateDep
 from setlist.serve.api.schemas import ErrorPublic
 
@@ -176,7 +177,7 @@ def search(
 def artists(
     state: StateDep,
     item_id: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
+        list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]],
         Query(max_length=100, description="Artist ids (repeat the parameter); unknown: skipped."),
     ],
 ) -> ArtistsPublic:
@@ -196,7 +197,7 @@ def stats(state: StateDep) -> StatsPublic:
 
 @router.get("/users/{user_id:path}/history", responses=_ERRORS)
 def history(
-    state: StateDep, user_id: Annotated[str, Path(min_length=1, max_length=256)]
+    state: StateDep, user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)]
 ) -> HistoryPublic:
     """A listener's training history: most played artists and their most applied tags."""
     bundle, _ = state.require()

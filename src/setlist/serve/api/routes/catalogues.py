@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import StringConstraints
 
+from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.api.deps import (
     CatalogueDep,
     ExcludeDep,
@@ -20,10 +21,10 @@ from setlist.serve.api.deps import (
     MoodQuery,
     ServiceDep,
     UserIdPath,
-    check_exclude,
-    check_k,
 )
-from setlist.serve.api.present import catalogue_public, items_public, recommendations_json
+from setlist.serve.api.present import catalogue_public
+from setlist.serve.api.routes.onboarding import onboard_in
+from setlist.serve.api.routes.recommendations import respond
 from setlist.serve.api.schemas import (
     CatalogueItemPublic,
     CatalogueItemsPublic,
@@ -44,7 +45,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorPublic},
 }
 ItemIds = Annotated[
-    list[Annotated[str, StringConstraints(min_length=1, max_length=256)]],
+    list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]],
     Query(max_length=100, description="Item ids (repeat the parameter); unknown: skipped."),
 ]
 
@@ -70,22 +71,7 @@ async def recommend(
     mood: MoodQuery = None,
 ) -> Response:
     """Top-k unheard items of the catalogue for a user; popular items for an unknown user."""
-    metrics, explore = service.metrics, service.explore
-    arm = serving.arms.assign(user_id)
-    request.state.arm = arm.name
-    await service.turns.take()  # inline, one answer per loop turn, as the artists route
-    try:
-        recs = arm.state.recommend(user_id, explore.pool_size(k), exclude, mood)
-        if recs.fallback_reason is not None:
-            metrics.fell_back(recs.fallback_reason, arm.name, serving.name)
-        slate = explore.choose(recs.items, [i.score for i in recs.items], k)
-        metrics.answered(
-            arm.name, arm.state.bundle, recs.strategy, recs.mood, slate.items, serving.name
-        )
-        body = recommendations_json(recs, arm.name, slate.items, slate.propensities)
-    finally:
-        service.turns.give()
-    return Response(body, media_type="application/json")
+    return await respond(request, service, serving, user_id, k, tuple(exclude), mood)
 
 
 @router.get("/{catalogue}/items/{item_id:path}/similar", responses=_ERRORS)
@@ -126,21 +112,4 @@ def onboard(
     body: OnboardingIn, request: Request, serving: CatalogueDep, service: ServiceDep
 ) -> OnboardingPublic:
     """Picks of the catalogue for a new listener from a few seed items (ids or names)."""
-    check_k(body.k, service.settings)
-    check_exclude(body.exclude, service.settings)
-    arm = serving.arms.ready_arm()
-    request.state.arm = arm.name
-    recs = arm.state.onboard(body.seeds, body.k, body.exclude, body.mood)
-    service.metrics.answered(
-        arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items, serving.name
-    )
-    unknown = set(recs.unknown_seeds)
-    return OnboardingPublic(
-        model_version=recs.model_version,
-        strategy=recs.strategy,
-        arm=arm.name,
-        mood=recs.mood,
-        seeds=[s for s in body.seeds if s not in unknown],
-        unknown_seeds=list(recs.unknown_seeds),
-        items=items_public(recs.items),
-    )
+    return onboard_in(body, request, service, serving)

@@ -15,6 +15,7 @@ from setlist.serve.api.deps import (
     ArmsDep,
     ExploreDep,
     MetricsDep,
+    ServiceDep,
     SettingsDep,
     check_exclude,
     check_k,
@@ -27,6 +28,8 @@ from setlist.serve.api.schemas import (
     OnboardingIn,
     OnboardingPublic,
 )
+from setlist.serve.api.service import Service
+from setlist.serve.runtime.loading import CatalogueServing
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
@@ -39,22 +42,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("", responses=_ERRORS)
-def onboard(
-    body: OnboardingIn,
-    request: Request,
-    arms: ArmsDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    explore: ExploreDep,
-) -> OnboardingPublic:
+def onboard(body: OnboardingIn, request: Request, service: ServiceDep) -> OnboardingPublic:
     """Personalised picks for a new listener from a few seed artists (ids or names), by fold-in."""
+    return onboard_in(body, request, service, service.artists)
+
+
+def onboard_in(
+    body: OnboardingIn, request: Request, service: Service, serving: CatalogueServing
+) -> OnboardingPublic:
+    """Onboarding in any catalogue: validate, pick the ready arm, answer, record, write."""
+    settings, explore = service.settings, service.explore
     check_k(body.k, settings)
     excluded = tuple(check_exclude(body.exclude, settings))
     policy = explore if explore.active else None
-    arm = arms.ready_arm()
+    arm = serving.arms.ready_arm()
     request.state.arm = arm.name
     recs = arm.state.answer(Ask(None, tuple(body.seeds), body.k, excluded, body.mood, policy))
-    metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
+    service.metrics.answered(
+        arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items, serving.name
+    )
     unknown = set(recs.unknown_seeds)
     return OnboardingPublic(
         model_version=recs.model_version,

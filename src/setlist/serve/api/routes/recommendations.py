@@ -18,6 +18,7 @@ from setlist.serve.api.deps import (
 from setlist.serve.api.present import recommendations_json
 from setlist.serve.api.schemas import ErrorPublic, RecommendationsPublic
 from setlist.serve.api.service import Service
+from setlist.serve.runtime.loading import CatalogueServing
 
 router = APIRouter(prefix="/v1/users", tags=["recommendations"])
 
@@ -43,20 +44,35 @@ async def recommend(
     # One inline answer per loop turn (setlist.serve.api.limits.Turns): sockets are read between.
     # Validate, pick the arm, answer (ModelState.answer: every rule and the policy), record, write.
     service: Service = request.app.state.service
-    settings, metrics = service.settings, service.metrics
+    settings = service.settings
     k = check_k(k, settings)
     excluded = tuple(check_exclude(list(exclude or []), settings))
+    return await respond(request, service, service.artists, user_id, k, excluded, mood)
+
+
+async def respond(
+    request: Request,
+    service: Service,
+    serving: CatalogueServing,
+    user_id: str,
+    k: int,
+    excluded: tuple[str, ...],
+    mood: str | None,
+) -> Response:
+    """One validated user request of any catalogue: pick the arm, answer, record, write."""
     explore = service.explore
     ask = Ask(user_id, (), k, excluded, mood, explore if explore.active else None)
-    arm = service.artists.arms.assign(user_id)
+    arm = serving.arms.assign(user_id)
     request.state.arm = arm.name
-    turns = service.turns
+    metrics, turns = service.metrics, service.turns
     await turns.take()
     try:
         recs = arm.state.answer(ask)
         if recs.fallback_reason is not None:
-            metrics.fell_back(recs.fallback_reason, arm.name)
-        metrics.answered(arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items)
+            metrics.fell_back(recs.fallback_reason, arm.name, serving.name)
+        metrics.answered(
+            arm.name, arm.state.bundle, recs.strategy, recs.mood, recs.items, serving.name
+        )
         body = recommendations_json(recs, arm.name, recs.items, recs.shown_propensities())
     finally:
         turns.give()
