@@ -92,3 +92,50 @@ def test_model_with_another_item_count_is_refused(bundle: ModelBundle, tmp_path:
     other.save(tmp_path / "b" / "model")
     with pytest.raises(ArtifactError, match="items"):
         ModelBundle.load(tmp_path / "b")
+
+
+PLAYLISTS = pl.DataFrame(
+    {
+        "pid": ["u1", "u2", "u3", "p9"],  # p9: a playlist kept for lookup, not trained on
+        "name": ["Road trip", "Chill", "Road", "Other"],
+        "num_followers": [3, 1, 1, 7],
+        "tracks": [["a1", "a2"], ["a2", "a3"], ["a1", "a2", "a4"], ["a4"]],
+    },
+    schema={
+        "pid": pl.String,
+        "name": pl.String,
+        "num_followers": pl.Int64,
+        "tracks": pl.List(pl.String),
+    },
+)
+
+
+def test_a_playlist_catalogue_keeps_its_playlists_and_checks_them(tmp_path: Path) -> None:
+    train = train_matrix()
+    model = PopularityRecommender().fit(train.csr)
+    bundle = ModelBundle.build(model, train, ITEMS, meta=BundleMeta(), playlists=PLAYLISTS)
+    bundle.save(tmp_path / "b")
+    loaded = ModelBundle.load(tmp_path / "b")
+    assert loaded.playlists is not None
+    assert loaded.playlists.equals(PLAYLISTS)
+    (tmp_path / "b" / "playlists.parquet").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match="playlists.parquet: SHA-256 does not match"):
+        ModelBundle.load(tmp_path / "b")
+    with pytest.raises(ArtifactError, match="more than once"):
+        ModelBundle.build(
+            model,
+            train,
+            ITEMS,
+            meta=BundleMeta(),
+            playlists=pl.concat([PLAYLISTS, PLAYLISTS.head(1)]),
+        )
+    with pytest.raises(ArtifactError, match="lacks column 'tracks'"):
+        ModelBundle.build(
+            model, train, ITEMS, meta=BundleMeta(), playlists=PLAYLISTS.drop("tracks")
+        )
+
+
+def test_a_bundle_without_playlists_loads_none(bundle: ModelBundle, tmp_path: Path) -> None:
+    bundle.save(tmp_path / "b")
+    assert not (tmp_path / "b" / "playlists.parquet").exists()
+    assert ModelBundle.load(tmp_path / "b").playlists is None

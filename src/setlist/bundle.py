@@ -4,7 +4,10 @@ The folder holds ``model/`` (the model's own artifact), ``bundle.npz`` (user and
 names and links, the training history as CSR for exclusion, item popularity for the fallback, and
 the catalogue's tag counts as a CSR item x tag matrix with the tag names, which moods and
 diversity are computed from, and optional ``attr_*`` arrays of item attributes, such as a track's
-artist), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``) and,
+artist), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``), for a playlist catalogue
+``playlists.parquet`` (see :data:`PLAYLIST_COLUMNS`: the playlists the track catalogue was built
+from, which the title model, ``GET /v1/playlists/{pid}`` and the playlist recommendations read),
+and,
 for models whose scores are dot products, ``index/`` (the vector index built at training time,
 with its measured recall; see :mod:`setlist.index`). ``bundle.npz`` also keeps the histories of
 the listeners the training filter dropped (too few items for ``min_user_items``), over this
@@ -39,6 +42,15 @@ if TYPE_CHECKING:
 
 BUNDLE_FORMAT = 1
 ATTR_PREFIX = "attr_"  # bundle.npz arrays of item attributes
+PLAYLISTS_FILE = "playlists.parquet"
+#: The bundle's playlist table: one row per playlist, ``pid`` a string (the model's user id for a
+#: training playlist), ``tracks`` the playlist's track ids in playlist order.
+PLAYLIST_COLUMNS: dict[str, pl.DataType] = {
+    "pid": pl.String(),
+    "name": pl.String(),
+    "num_followers": pl.Int64(),
+    "tracks": pl.List(pl.String()),
+}
 
 
 @dataclass
@@ -61,6 +73,8 @@ class ModelBundle:
     untrained_seen: sp.csr_matrix | None = None
     # Per-item attributes of the catalogue (a track's artist id), one string per item; optional.
     item_attributes: dict[str, npt.NDArray[np.str_]] = field(default_factory=dict)
+    #: The playlists behind a playlist catalogue (:data:`PLAYLIST_COLUMNS`); None for others.
+    playlists: pl.DataFrame | None = None
 
     @property
     def catalogue(self) -> str | None:
@@ -77,12 +91,14 @@ class ModelBundle:
         item_tags: pl.DataFrame | None = None,
         index_config: IndexConfig | None = None,
         untrained: InteractionMatrix | None = None,
+        playlists: pl.DataFrame | None = None,
     ) -> ModelBundle:
         """Bundle a model fitted on ``train`` with names/links from ``items_meta``.
 
         ``item_tags`` (columns item, tag, count) is kept for moods and diversity; with
         ``index_config`` a vector index is built for factor models and its recall checked;
-        ``untrained`` (over the same catalogue) holds the listeners the training filter dropped.
+        ``untrained`` (over the same catalogue) holds the listeners the training filter dropped;
+        ``playlists`` (:data:`PLAYLIST_COLUMNS`) makes it a playlist catalogue's bundle.
         """
         lookup = items_meta.unique("item", keep="first")
         frame = pl.DataFrame({"item": train.items.ids.tolist()}, schema={"item": pl.String})
@@ -103,7 +119,10 @@ class ModelBundle:
             meta=meta,
             item_tags=tags,
             tag_names=tag_names,
+            playlists=playlists,
         )
+        if playlists is not None:
+            check_playlists(playlists)
         if untrained is not None and len(untrained.users):
             if untrained.items.ids.tolist() != train.items.ids.tolist():
                 raise ArtifactError("untrained histories must use the training catalogue's items")
@@ -156,7 +175,14 @@ class ModelBundle:
         )
         if self.index is not None:
             self.index.save(path / "index")
-        doc = {"format": BUNDLE_FORMAT, "sha256": sha256_file(npz), "meta": self.meta.encode()}
+        doc: dict[str, Any] = {
+            "format": BUNDLE_FORMAT,
+            "sha256": sha256_file(npz),
+            "meta": self.meta.encode(),
+        }
+        if self.playlists is not None:
+            self.playlists.write_parquet(path / PLAYLISTS_FILE)
+            doc["playlists_sha256"] = sha256_file(path / PLAYLISTS_FILE)
         (path / "bundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
 
     @classmethod
@@ -207,6 +233,7 @@ class ModelBundle:
             from setlist.index import load_index
 
             bundle.index = load_index(path / "index")
+        bundle.playlists = _load_playlists(path / PLAYLISTS_FILE, doc.get("playlists_sha256"))
         bundle.check()
         return bundle
 
@@ -263,6 +290,8 @@ class ModelBundle:
         for name, values in self.item_attributes.items():
             if len(values) != n_items:
                 raise ArtifactError(f"attribute {name!r} has {len(values)} entries for {n_items}")
+        if self.playlists is not None:
+            check_playlists(self.playlists)
         self._check_index()
         if len(self.users) > 0:
             rows = np.array([0], dtype=np.int64)
@@ -284,6 +313,28 @@ class ModelBundle:
         ids, _ = self.index.search(probe, 1)
         if ids.shape != (1, 1) or not 0 <= ids[0, 0] < len(self.items):
             raise ArtifactError("index warm-up query returned a malformed answer")
+
+
+def check_playlists(frame: pl.DataFrame) -> None:
+    """The playlist table has :data:`PLAYLIST_COLUMNS` with their types and unique pids."""
+    for name, dtype in PLAYLIST_COLUMNS.items():
+        if name not in frame.columns:
+            raise ArtifactError(f"playlist table lacks column {name!r}")
+        if frame.schema[name] != dtype:
+            raise ArtifactError(f"playlist column {name!r} is {frame.schema[name]}, not {dtype}")
+    if frame.get_column("pid").n_unique() != frame.height:
+        raise ArtifactError("playlist table holds a pid more than once")
+
+
+def _load_playlists(path: Path, digest: object) -> pl.DataFrame | None:
+    if digest is None:
+        return None  # not a playlist catalogue (or a bundle from before playlists)
+    if not path.exists() or sha256_file(path) != digest:
+        raise ArtifactError(f"{path}: SHA-256 does not match bundle.json (changed or missing)")
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from exc
 
 
 def tag_matrix(
