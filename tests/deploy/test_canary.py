@@ -169,3 +169,31 @@ def test_the_load_test_fails_on_errors_and_keeps_its_results(serve, tmp_path: Pa
     result = json.loads(out.read_text())
     assert code == 1 and not result["passed"] and result["statuses"]["500"] > 0
     assert run(*args, "--path", "/v1/model", "--max-p99", "0")[0] == 1
+
+
+def test_requests_in_flight_are_exported_for_the_autoscaler() -> None:
+    import asyncio
+
+    from setlist.serve.runtime.metrics import MetricsMiddleware
+
+    metrics = ServiceMetrics()
+    seen: list[float | None] = []
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("setlist_http_requests_in_flight")
+
+    async def inner(scope: object, receive: object, send: Callable[..., object]) -> None:
+        seen.append(gauge())
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[misc]
+        raise RuntimeError("boom")  # a failing request leaves the gauge too
+
+    async def send(message: object) -> None:
+        pass
+
+    async def receive() -> dict[str, str]:
+        return {"type": "http.request"}
+
+    middleware = MetricsMiddleware(inner, metrics)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        asyncio.run(middleware({"type": "http", "method": "GET", "path": "/x"}, receive, send))  # type: ignore[arg-type]
+    assert seen == [1.0] and gauge() == 0.0

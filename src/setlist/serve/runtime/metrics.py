@@ -112,6 +112,14 @@ class ServiceMetrics:
             ["route", "code", "arm"],
             registry=r,
         )
+        # The API's HorizontalPodAutoscaler scales on this (deploy/k8s/hpa.yaml), summed over
+        # the pod's workers.
+        self.in_flight = Gauge(
+            "setlist_http_requests_in_flight",
+            "Requests being answered now (every route).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.ready = Gauge(
             "setlist_ready",
             "1 when /ready answers 200 (some arm has a model loaded), else 0.",
@@ -416,6 +424,7 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        self.metrics.in_flight.inc()
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -426,6 +435,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
             self.metrics.observe(
                 route_template(scope), scope["method"], status, elapsed, scope_arm(scope)
