@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED_DATA)/README.md),)
 export SETLIST_DATA_MIRROR ?= $(SHARED_DATA)
 endif
 
-.PHONY: demo test install lint typecheck unit clean
+.PHONY: demo test install tools lint typecheck unit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 install: $(VENV)/.installed
+
+# checkov (the Kubernetes policy scan, tests/deploy/test_overlays.py) in a venv of its own: its
+# pinned dependencies (packaging, networkx, ...) conflict with the project's.
+CHECKOV_VERSION := 3.3.30
+TOOLS := .tools
+$(TOOLS)/checkov/.installed:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+tools: $(TOOLS)/checkov/.installed
 
 # The app (Streamlit) starts beside the API and stops with it.
 demo: install
@@ -39,10 +50,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install tools
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

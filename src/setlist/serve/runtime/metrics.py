@@ -112,7 +112,7 @@ class ServiceMetrics:
             ["route", "code", "arm"],
             registry=r,
         )
-        # The API's HorizontalPodAutoscaler scales on this (deploy/k8s/hpa.yaml), summed over
+        # The API's HorizontalPodAutoscaler scales on this (deploy/k8s/base/hpa.yaml), summed over
         # the pod's workers.
         self.in_flight = Gauge(
             "setlist_http_requests_in_flight",
