@@ -148,3 +148,11 @@ def test_compose_grafana_is_provisioned_from_deploy_grafana() -> None:
     provider = yaml.safe_load((grafana / "dashboards" / "setlist.yml").read_text())
     dashboards = provider["providers"][0]["options"]["path"]
     assert binds(SERVICES["grafana"])["./grafana/dashboards"] == dashboards
+
+
+def test_every_container_is_limited_to_2_gb_and_restarts() -> None:
+    for name, service in SERVICES.items():
+        limit = str(service.get("mem_limit", ""))
+        assert limit.lower() in ("2g", "2gb", "2048m"), f"{name}: mem_limit {limit!r}, not 2g"
+        expected = "no" if name == "train" else "unless-stopped"
+        assert service.get("restart") == expected, f"{name}: restart {service.get('restart')!r}"
