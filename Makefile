@@ -11,7 +11,7 @@ ifneq ($(wildcard $(SHARED_DATA)/README.md),)
 export SETLIST_DATA_MIRROR ?= $(SHARED_DATA)
 endif
 
-.PHONY: demo test install tools lint typecheck unit clean
+.PHONY: demo test install tools lint typecheck unit security image render-% pipeline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,8 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/hadolint deploy/Dockerfile
 
 typecheck: install
 	$(BIN)/mypy
@@ -54,6 +56,35 @@ unit: install tools
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Security scans (CI's security job; pip-audit asks the vulnerability database online).
+# bandit's skips, with reasons: pyproject.toml [tool.bandit].
+security: install
+	$(BIN)/bandit -q -c pyproject.toml -r src --severity-level medium
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
+
+# The image, tagged with the commit (CI: IMAGE=REGISTRY/setlist:SHA). Needs a Docker engine.
+IMAGE ?= setlist:$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# build/k8s/OVERLAY.yaml: deploy/k8s/overlays/OVERLAY (staging, canary, production) with the
+# image IMAGE_NAME at IMAGE_DIGEST (sha256:...) or else IMAGE_TAG; CI applies the file.
+IMAGE_NAME ?= setlist
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+IMAGE_DIGEST ?=
+render-%: install
+	rm -rf build/k8s/$* && mkdir -p build/k8s/$*
+	{ echo "apiVersion: kustomize.config.k8s.io/v1beta1"; echo "kind: Kustomization"; \
+	  echo "resources: [../../../deploy/k8s/overlays/$*]"; \
+	  echo "images:"; echo "  - name: setlist"; echo "    newName: $(IMAGE_NAME)"; \
+	  if [ -n "$(IMAGE_DIGEST)" ]; then echo "    digest: $(IMAGE_DIGEST)"; \
+	  else echo "    newTag: \"$(IMAGE_TAG)\""; fi; } > build/k8s/$*/kustomization.yaml
+	$(BIN)/kubectl kustomize build/k8s/$* > build/k8s/$*.yaml
+
+# The versioned pipeline (dvc.yaml: fetch, validate, train, evaluate); DVC skips unchanged stages.
+pipeline: install
+	$(BIN)/dvc repro
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
