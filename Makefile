@@ -84,7 +84,7 @@ render-%: install
 
 # The versioned pipeline (dvc.yaml: fetch, validate, train, evaluate); DVC skips unchanged stages.
 pipeline: install
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
