@@ -43,8 +43,8 @@ demo: install
 	$(BIN)/setlist demo
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks pipelines
+	$(BIN)/ruff format --check src tests benchmarks pipelines
 	$(BIN)/lint-imports
 	$(BIN)/actionlint .github/workflows/*.yml
 	$(BIN)/hadolint deploy/Dockerfile
