@@ -6,7 +6,7 @@ Each command group lives in its own module and registers itself on the shared ap
 
 from __future__ import annotations
 
-from setlist.cli import data, drift, events, loop, serve, train, tune, ui  # noqa: F401  (registers the commands)
+from setlist.cli import data, drift, events, keys, loop, serve, train, tune, ui  # noqa: F401  (registers the commands)
 from setlist.cli.common import app, console
 from setlist.errors import SetlistError
 
