@@ -204,31 +204,35 @@ class KeyStore:
             "revoked_us": None,
         }
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(keys_table.c.name).where(keys_table.c.name == name)).first():
-                self._audit(conn, actor, "key.create", name, source, "refused: name taken")
-                raise ValidationError(
-                    f"name: a key named {name!r} exists (revoked keys keep their name)",
-                    field="name",
-                    value=name,
-                )
-            conn.execute(keys_table.insert().values(**row))
-            self._audit(conn, actor, "key.create", name, source, f"ok: scopes {row['scopes']}")
+            taken = conn.execute(
+                sa.select(keys_table.c.name).where(keys_table.c.name == name)
+            ).first()
+            if not taken:
+                conn.execute(keys_table.insert().values(**row))
+                self._audit(conn, actor, "key.create", name, source, f"ok: scopes {row['scopes']}")
+        if taken:  # audited in a transaction of its own: a raise inside would roll it back
+            self.audit(actor, "key.create", name, source, "refused: name taken")
+            raise ValidationError(
+                f"name: a key named {name!r} exists (revoked keys keep their name)",
+                field="name",
+                value=name,
+            )
         return _record(row), key
 
     def revoke(self, name: str, actor: str, source: str) -> ApiKey:
         with self.engine.begin() as conn:
             found = self._by(conn, keys_table.c.name == name)
-            if found is None:
-                self._audit(conn, actor, "key.revoke", name, source, "refused: no such key")
-                raise NotFoundError(f"no key named {name!r}", field="name", value=name)
-            if found.revoked_at is None:
-                now = to_us(datetime.now(UTC))
-                conn.execute(
-                    keys_table.update().where(keys_table.c.name == name).values(revoked_us=now)
-                )
-                found = self._by(conn, keys_table.c.name == name)
-            self._audit(conn, actor, "key.revoke", name, source, "ok")
-        assert found is not None
+            if found is not None:
+                if found.revoked_at is None:
+                    now = to_us(datetime.now(UTC))
+                    conn.execute(
+                        keys_table.update().where(keys_table.c.name == name).values(revoked_us=now)
+                    )
+                    found = self._by(conn, keys_table.c.name == name)
+                self._audit(conn, actor, "key.revoke", name, source, "ok")
+        if found is None:
+            self.audit(actor, "key.revoke", name, source, "refused: no such key")
+            raise NotFoundError(f"no key named {name!r}", field="name", value=name)
         return found
 
     def all(self) -> list[ApiKey]:
