@@ -275,3 +275,15 @@ def test_a_key_never_appears_in_any_output(
     assert "/v1/users/u1/recommendations" in text or "unauthorized" in text  # outputs were read
     for key in secrets:
         assert key not in text and key[12:] not in text
+
+
+def test_keyless_refusals_count_against_the_address(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, rate_limit="3/minute")
+    with TestClient(create_app(settings, save_tagged_bundle(tmp_path / "b"))) as client:
+        statuses = [client.post("/v1/admin/reload").status_code for _ in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        assert client.get(RECS, headers={"X-API-Key": "sl_" + "B" * 43}).status_code == 429
+    store = _keys(settings)
+    refused = [e for e in store.audit_log(100) if e.action == "admin.refused"]
+    store.close()
+    assert len(refused) == 3  # past the limit, refusals cost no audit write

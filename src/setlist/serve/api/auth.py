@@ -243,7 +243,8 @@ class AuthMiddleware:
         if gate.required and needed is not None:
             key = _presented_key(scope)
             if key is None:
-                await self._refuse(scope, send, 401, "unauthorized", "no API key", needed)
+                if not await self._address_over(scope, send):
+                    await self._refuse(scope, send, 401, "unauthorized", "no API key", needed)
                 return
             try:
                 record = await gate.identify(key)
@@ -258,7 +259,8 @@ class AuthMiddleware:
                 await _send_json(send, 503, body, [(b"retry-after", b"5")])
                 return
             if record is None:
-                await self._refuse(scope, send, 401, "unauthorized", "unknown API key", needed)
+                if not await self._address_over(scope, send):
+                    await self._refuse(scope, send, 401, "unauthorized", "unknown API key", needed)
                 return
             if needed not in record.scopes:
                 message = f"the key {record.name!r} lacks the {needed!r} scope"
@@ -268,28 +270,51 @@ class AuthMiddleware:
             item: RateLimitItem | None = gate.rate_of(record)
             ident: tuple[str, ...] = ("key", record.name)
         else:
-            address = _address(scope)
-            # The operator's own machine (the laptop demo, simulate, the app) is not limited.
-            item = None if _is_loopback(address) else gate.address_rate
-            ident = ("addr", address)
+            item, ident = self._by_address(scope)
         state = scope.setdefault("state", {})
         state[STATE_KEY] = record
         if item is not None:
             state[STATE_LIMIT] = (item, ident)
-            if not await gate.hit(item, ident):
-                headers = await gate.refusal_headers(item, ident)
-                who = f"key {record.name!r}" if record else "this address"
-                body = {
-                    "code": "rate_limited",
-                    "message": f"{who} is over its rate limit of {item}; retry later",
-                    "field": None,
-                    "limit": str(item),
-                }
-                self._label(scope)
-                gate.metrics.error(scope, "rate_limited")
-                await _send_json(send, 429, body, headers)
+            if await self._over(scope, send, item, ident, record):
                 return
         await self.app(scope, receive, send)
+
+    def _by_address(self, scope: Scope) -> tuple[RateLimitItem | None, tuple[str, ...]]:
+        address = _address(scope)
+        # The operator's own machine (the laptop demo, simulate, the app) is not limited.
+        item = None if _is_loopback(address) else self.gate.address_rate
+        return item, ("addr", address)
+
+    async def _address_over(self, scope: Scope, send: Send) -> bool:
+        """Keyless refusals count against the address too: a flood of them answers 429 cheaply
+        (no audit write for refused admin attempts past the limit)."""
+        item, ident = self._by_address(scope)
+        return item is not None and await self._over(scope, send, item, ident, None)
+
+    async def _over(
+        self,
+        scope: Scope,
+        send: Send,
+        item: RateLimitItem,
+        ident: tuple[str, ...],
+        record: ApiKey | None,
+    ) -> bool:
+        """Hit the limit; over it, answer 429 with its headers and say so."""
+        gate = self.gate
+        if await gate.hit(item, ident):
+            return False
+        headers = await gate.refusal_headers(item, ident)
+        who = f"key {record.name!r}" if record else "this address"
+        body = {
+            "code": "rate_limited",
+            "message": f"{who} is over its rate limit of {item}; retry later",
+            "field": None,
+            "limit": str(item),
+        }
+        self._label(scope)
+        gate.metrics.error(scope, "rate_limited")
+        await _send_json(send, 429, body, headers)
+        return True
 
     async def _refuse(
         self,
