@@ -240,6 +240,10 @@ def test_admin_actions_and_refusals_are_audited(keyed: Keyed) -> None:
     assert ("admin", "admin.promote", "failed") in seen
     assert ("test", "key.create", "ok") in seen
     assert all(e.source for e in log)
+    shown = client.get("/v1/admin/audit?limit=5", headers={"X-API-Key": admin})
+    assert shown.status_code == 200 and len(shown.json()["entries"]) == 5
+    assert shown.json()["entries"][0]["action"] == log[0].action  # newest first
+    assert _error(client.get("/v1/admin/audit", headers={"X-API-Key": reader}), 403)
 
 
 def test_a_key_never_appears_in_any_output(

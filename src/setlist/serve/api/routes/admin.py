@@ -8,9 +8,9 @@ is ``anonymous``. The registry calls block: the routes run in the threadpool.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from setlist.errors import ConfigError, SetlistError
@@ -47,6 +47,19 @@ class AliasPublic(BaseModel):
     version: str
     previous: str | None = Field(description="The version the alias pointed at before.")
     swapped: int = Field(description="Arms of this worker that now serve a new version.")
+
+
+class AuditEntryPublic(BaseModel):
+    at: str
+    actor: str = Field(description="A key's name, cli:USER, or anonymous.")
+    action: str
+    target: str | None
+    source: str | None = Field(description="The client address, or cli.")
+    outcome: str
+
+
+class AuditPublic(BaseModel):
+    entries: list[AuditEntryPublic] = Field(description="Newest first.")
 
 
 class ReloadPublic(BaseModel):
@@ -92,6 +105,13 @@ def reload(request: Request, service: ServiceDep) -> ReloadPublic:
     }
     _audit(request, service, "admin.reload", None, f"ok: swapped {swapped}")
     return ReloadPublic(swapped=swapped)
+
+
+@router.get("/audit", responses=_ERRORS)
+def audit(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditPublic:
+    """The audit trail, newest first: keys created and revoked, admin actions and refusals."""
+    entries = service.gate.keys().audit_log(limit)
+    return AuditPublic(entries=[AuditEntryPublic(**e.public()) for e in entries])
 
 
 def _set(
