@@ -97,3 +97,32 @@ def test_the_cli_creates_lists_revokes_and_shows_the_audit(
         assert actions == ["key.revoke", "key.create"] and key not in audit.stdout
     finally:
         get_settings.cache_clear()
+
+
+def test_a_deployment_key_is_generated_then_stored_from_the_api_key_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setlist.config import get_settings
+
+    monkeypatch.setenv("SETLIST_HOME", str(tmp_path))
+    monkeypatch.delenv("SETLIST_EVENTS_STORE_URL", raising=False)
+    runner = CliRunner()
+    key = runner.invoke(app, ["keys", "generate"]).stdout.strip()
+    assert key_prefix(key) is not None
+    monkeypatch.setenv("SETLIST_API_KEY", key)
+    get_settings.cache_clear()
+    try:
+        command = ["keys", "create", "--name", "ui", "--scopes", "read", "--from-api-key"]
+        for _ in range(2):  # the second run finds it stored and changes nothing
+            result = runner.invoke(app, command)
+            assert result.exit_code == 0, result.output
+            assert key not in result.stdout
+        store = KeyStore(f"sqlite:///{(tmp_path / 'events.db').resolve()}")
+        (record,) = store.all()
+        assert store.matches(record, key) and record.scopes == {"read"}
+        store.close()
+        monkeypatch.setenv("SETLIST_API_KEY", "sl_" + "Z" * 43)
+        get_settings.cache_clear()
+        assert runner.invoke(app, command).exit_code != 0  # another key under the same name
+    finally:
+        get_settings.cache_clear()

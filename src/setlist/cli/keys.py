@@ -34,18 +34,44 @@ def keys_create(
     rate: Annotated[
         str | None, typer.Option(help="Its quota, e.g. 1000/minute (default: rate_limit_key).")
     ] = None,
+    from_api_key: Annotated[
+        bool, typer.Option("--from-api-key", help="Store the key in SETLIST_API_KEY.")
+    ] = False,
 ) -> None:
-    """Create a key and print it, alone on the last line, once: it is stored only hashed."""
+    """Create a key and print it, alone on the last line, once: it is stored only hashed.
+
+    With --from-api-key, store the key in SETLIST_API_KEY instead (a deployment's secret, made
+    with `setlist keys generate`); run again with the same key, it changes nothing.
+    """
     from setlist.events.keys import cli_actor
 
+    settings = settings_with()
+    given = settings.api_key.get_secret_value() if from_api_key and settings.api_key else None
+    if from_api_key and given is None:
+        raise typer.BadParameter("--from-api-key: SETLIST_API_KEY is not set")
     store = _store()
     try:
-        record, key = store.create(name, scopes, rate, cli_actor(), "cli")
+        existing = next((k for k in store.all() if k.name == name), None)
+        if given is not None and existing is not None and store.matches(existing, given):
+            typer.echo(f"key {name!r} is stored already", err=True)
+            return
+        record, key = store.create(name, scopes, rate, cli_actor(), "cli", given)
     finally:
         store.close()
+    if given is not None:
+        typer.echo(f"stored key {record.name!r} from SETLIST_API_KEY", err=True)
+        return
     scoped = ",".join(sorted(record.scopes))
     typer.echo(f"key {record.name!r} (scopes {scoped}); it is shown once, store it now:", err=True)
     typer.echo(key)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random key and store nothing (for a deployment's secret; see --from-api-key)."""
+    from setlist.events.keys import new_key
+
+    typer.echo(new_key())
 
 
 @keys_app.command("list")

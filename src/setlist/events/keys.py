@@ -155,6 +155,10 @@ def key_prefix(key: str) -> str | None:
     return key[:PREFIX_LENGTH] if _KEY_SHAPE.match(key) else None
 
 
+def new_key() -> str:
+    return KEY_MARK + secrets.token_urlsafe(32)
+
+
 def cli_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -180,9 +184,19 @@ class KeyStore:
         return hmac.new(self.pepper, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def create(
-        self, name: str, scopes: Iterable[str] | str, rate: str | None, actor: str, source: str
+        self,
+        name: str,
+        scopes: Iterable[str] | str,
+        rate: str | None,
+        actor: str,
+        source: str,
+        given: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key: its record and the key itself (shown once, stored only hashed)."""
+        """A new key: its record and the key itself (shown once, stored only hashed).
+
+        ``given``: store this key (made earlier by ``setlist keys generate`` or kept in a
+        deployment's secret) instead of drawing one.
+        """
         if not KEY_NAME.match(name):
             raise ValidationError(
                 f"name: {name!r} must be 1-64 letters, digits, '_', '.' or '-'",
@@ -191,7 +205,11 @@ class KeyStore:
             )
         wanted = parse_scopes(scopes)
         rate = check_rate(rate) if rate else None
-        key = KEY_MARK + secrets.token_urlsafe(32)
+        if given is not None and key_prefix(given) is None:
+            raise ValidationError(
+                "key: not a setlist key (sl_ and 43 URL-safe characters)", field="key"
+            )
+        key = given or new_key()
         now = to_us(datetime.now(UTC))
         row = {
             "name": name,

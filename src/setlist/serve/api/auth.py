@@ -34,6 +34,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from limits import RateLimitItem, parse
@@ -57,6 +58,7 @@ EVENTS_PATH = "/v1/events"
 STATE_KEY = "setlist.key"  # scope["state"] entry: the caller's ApiKey (None when keyless)
 STATE_LIMIT = "setlist.limit"  # scope["state"] entry: (item, identifiers) charged
 _MAX_NEGATIVE = 10_000
+TOUCH_EVERY_S = 60.0
 _CHALLENGE = b'Bearer realm="setlist", ApiKey realm="setlist" header="X-API-Key"'
 
 
@@ -178,7 +180,9 @@ class Gate:
         keys = self.keys()
         record = keys.find(prefix)
         if record is not None and record.active:
-            keys.touch(record.name)  # once per cache period at most: "last used" to the minute
+            used = record.last_used_at
+            if used is None or (datetime.now(UTC) - used).total_seconds() > TOUCH_EVERY_S:
+                keys.touch(record.name)  # "last used" to the minute: one write a minute at most
         return record
 
     def audit(self, actor: str, action: str, target: str | None, source: str, outcome: str) -> None:
