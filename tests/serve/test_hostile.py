@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +247,21 @@ def test_fuzz_every_operation_with_hostile_values(hostile: TestClient) -> None:
                 if response.status_code >= 400:
                     assert "error" in json.loads(response.text)
     assert sent > 100
+
+
+def test_the_schema_states_k_maximum_and_400_for_bodies(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path, max_k=77), save_tagged_bundle(tmp_path / "b"))
+    paths = app.openapi()["paths"]
+    k = [
+        p["schema"]
+        for p in paths["/v1/users/{user_id}/recommendations"]["get"]["parameters"]
+        if p["name"] == "k"
+    ][0]
+    assert k["maximum"] == 77 and k["minimum"] == 1
+    with TestClient(app) as client:
+        assert client.get("/v1/users/u1/recommendations?k=78").status_code == 422
+        assert client.get("/v1/users/u1/recommendations?k=77").status_code == 200
+    for item in paths.values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                assert "400" in operation["responses"]

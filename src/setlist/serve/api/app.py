@@ -109,6 +109,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         app,
         (lambda m, p: required_scope(m, p, gate.metrics_need_key)) if gate.required else None,
         lambda m, p: gate.address_rate is not None or required_scope(m, p) is not None,
+        settings.max_k,
     )
     return app
 

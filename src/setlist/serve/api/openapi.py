@@ -1,5 +1,6 @@
 """The OpenAPI document states what the server enforces beyond the routes' own declarations.
 
+- ``k`` in a query string states its maximum, the ``max_k`` setting;
 - every operation with a body documents 400 (a body that is not JSON, on every route alike);
 - with keys required (:mod:`setlist.serve.api.auth`), the security schemes (``X-API-Key`` and
   ``Authorization: Bearer``), each protected operation's ``security`` and scope, and its 401 and
@@ -21,10 +22,17 @@ def _response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
+def _bound(schema: dict[str, Any], maximum: int) -> None:
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "integer":
+            option["maximum"] = min(maximum, option.get("maximum", maximum))
+
+
 def install(
     app: FastAPI,
     required_scope: Callable[[str, str], str | None] | None,
     rate_limited: Callable[[str, str], bool],
+    max_k: int | None = None,
 ) -> None:
     """Replace ``app.openapi`` by the document with the additions above (built once)."""
     plain = app.openapi
@@ -39,6 +47,10 @@ def install(
                 if operation is None:
                     continue
                 responses = operation.setdefault("responses", {})
+                for param in operation.get("parameters", []):
+                    # k's bound is a setting (known at run time): the schema states it.
+                    if max_k is not None and param.get("in") == "query" and param["name"] == "k":
+                        _bound(param.get("schema", {}), max_k)
                 if "requestBody" in operation:
                     responses.setdefault("400", _response("The body is not JSON."))
                 scope = required_scope(method.upper(), path) if required_scope else None
