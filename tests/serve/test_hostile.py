@@ -265,3 +265,18 @@ def test_the_schema_states_k_maximum_and_400_for_bodies(tmp_path: Path) -> None:
         for operation in item.values():
             if "requestBody" in operation:
                 assert "400" in operation["responses"]
+
+
+def test_refusals_before_routing_count_under_their_route(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path), save_tagged_bundle(tmp_path / "b"))
+    with TestClient(app) as client:
+        huge = '{"user_ids": ["' + "x" * (2 << 20) + '"]}'
+        assert _post(client, "/v1/recommendations/batch", huge).status_code == 413
+        # the in-flight limit's refusal, as InFlightLimitMiddleware counts it (before routing)
+        scope = {"type": "http", "method": "GET", "path": "/v1/items/a/similar", "app": app}
+        app.state.service.metrics.error(scope, "overloaded")
+        text = client.get("/metrics").text
+    lines = [line for line in text.splitlines() if line.startswith("setlist_http_errors_total")]
+    assert any('code="too_large"' in x and "/v1/recommendations/batch" in x for x in lines)
+    assert any('code="overloaded"' in x and "/v1/items/{item_id}/similar" in x for x in lines)
+    assert not any("<unmatched>" in x for x in lines)

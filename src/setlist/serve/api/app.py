@@ -85,7 +85,10 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
     app.state.service = service
     app.add_middleware(HotPathMiddleware, owner=app, router=recommendations.router)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        prefix="/v1/recommendations",
+        metrics=metrics,
     )
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight, metrics=metrics)
     app.add_middleware(AuthMiddleware, gate=service.gate, owner=app)

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +41,6 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from setlist.config import Settings
@@ -233,8 +231,7 @@ class AuthMiddleware:
     def __init__(self, app: ASGIApp, gate: Gate, owner: Any) -> None:
         self.app = app
         self.gate = gate
-        self.owner = owner  # the FastAPI app: refusals are labelled with the route they aimed at
-        self._routes: list[BaseRoute] | None = None
+        self.owner = owner  # the FastAPI app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -254,7 +251,6 @@ class AuthMiddleware:
                 record = await gate.identify(key)
             except Exception:
                 log.exception("the key store cannot be read")
-                self._label(scope)
                 gate.metrics.error(scope, "unavailable")
                 body: dict[str, Any] = {
                     "code": "unavailable",
@@ -315,7 +311,6 @@ class AuthMiddleware:
             "field": None,
             "limit": str(item),
         }
-        self._label(scope)
         gate.metrics.error(scope, "rate_limited")
         await _send_json(send, 429, body, headers)
         return True
@@ -330,7 +325,6 @@ class AuthMiddleware:
         needed: str,
         record: ApiKey | None = None,
     ) -> None:
-        self._label(scope)
         self.gate.metrics.error(scope, code)
         if needed == "admin":
             actor = record.name if record else "anonymous"
@@ -349,28 +343,6 @@ class AuthMiddleware:
         }
         headers = [(b"www-authenticate", _CHALLENGE)] if status == 401 else []
         await _send_json(send, status, body, headers)
-
-    def _label(self, scope: Scope) -> None:
-        """Set the route a refused request aimed at, so the metrics count it under that route."""
-        if "route" in scope:
-            return
-        if self._routes is None:
-            self._routes = list(_leaf_routes(getattr(self.owner, "routes", ())))
-        for route in self._routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                scope["route"] = route
-                return
-
-
-def _leaf_routes(routes: Iterable[Any]) -> Iterator[BaseRoute]:
-    """The app's routes themselves (FastAPI wraps each included router in one more level)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        if inner is not None:
-            yield from _leaf_routes(inner.routes)
-        elif isinstance(route, BaseRoute):
-            yield route
 
 
 def _presented_key(scope: Scope) -> str | None:
