@@ -12,13 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Weighting = Literal["none", "linear", "log1p", "bm25"]
 ExploreMode = Literal["none", "epsilon", "plackett_luce"]
 IndexKind = Literal["auto", "exact", "hnsw", "ivf"]
 AnnKind = Literal["hnsw", "ivf"]
+AuthMode = Literal["off", "on", "auto"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,33 @@ class Settings(BaseSettings):
     )
     max_in_flight: int = Field(
         default=32, ge=0, description="Requests one worker admits at once; beyond: 503. 0: off."
+    )
+    auth: AuthMode = Field(
+        default="auto",
+        description="API keys: on, off, or auto (required unless the API binds to loopback).",
+    )
+    auth_pepper: SecretStr | None = Field(
+        default=None, description="Secret key of the API keys' hash (the same on every replica)."
+    )
+    auth_metrics: bool = Field(
+        default=False, description="/metrics needs a key with the read scope when auth is on."
+    )
+    auth_cache_s: float = Field(
+        default=5.0, ge=0, le=300, description="Seconds a key lookup is reused (revocation delay)."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Key the app, simulate and the loop send to the API."
+    )
+    rate_limit: str = Field(
+        default="100/minute", description="Requests per client address without a key; empty: off."
+    )
+    rate_limit_key: str = Field(
+        default="1000/minute", description="A new key's quota unless --rate says; events count."
+    )
+    rate_limit_storage: str | None = Field(
+        default=None,
+        description="Rate-limit counters: memory:// or redis://...; default memory for one "
+        "worker, the events bus's Redis for several.",
     )
     loop_interval_s: float = Field(
         default=60.0, gt=0, description="Seconds between two ticks of `setlist loop`."

@@ -229,6 +229,7 @@ class SimulationConfig:
     k: int = 10
     seed: int = 0
     timeout_s: float = 10.0
+    api_key: str | None = field(default=None, repr=False)  # sent as X-API-Key; never printed
 
 
 @dataclass
@@ -282,7 +283,10 @@ def run_http(
     users = rng.choice(model.user_ids, size=min(config.users, len(model.user_ids)), replace=False)
     report = SimulationReport()
     start = time.monotonic()
-    with httpx.Client(base_url=config.base_url, timeout=config.timeout_s) as client:
+    headers = {"X-API-Key": config.api_key} if config.api_key else {}
+    with httpx.Client(
+        base_url=config.base_url, timeout=config.timeout_s, headers=headers
+    ) as client:
         while (now := time.monotonic() - start) < config.duration_s:
             wait = report.requests / config.rate - now
             if wait > 0:

@@ -20,6 +20,8 @@ from tests.registry.bundles import save_bundle
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
+    # The test client is not on loopback: the per-address rate limit only where a test asks.
+    overrides.setdefault("rate_limit", "")
     return Settings(home=home, mlflow_tracking_uri=None, download=False, **overrides)  # type: ignore[arg-type]
 
 

@@ -156,7 +156,9 @@ def test_batch_size_and_body_size_are_limited(tc: TestClient) -> None:
         content=b"{not json",
         headers={"content-type": "application/json"},
     )
-    assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation"
+    # Malformed JSON is 400 on every route (one rule: malformed body 400, invalid field 422).
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "malformed"
+    assert resp.json()["error"]["field"] == "body"
 
 
 def test_the_chain_ends_in_a_503_never_a_500(tagged_dir: Path, tmp_path: Path) -> None:

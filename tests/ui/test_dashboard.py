@@ -70,3 +70,20 @@ def test_unreachable_api_is_one_message_per_section(dead_url: str) -> None:
     assert not at.exception
     assert len(at.error) == 4
     assert all("Cannot reach the setlist API" in e.value for e in at.error)
+
+
+def test_the_audit_trail_shows_with_an_admin_key_only(fake_api: FakeApi) -> None:
+    at = _page(fake_api.url)  # the fake answers 404: no admin route for this app's key
+    assert "Audit" not in [h.value for h in at.header]
+    entry = {
+        "at": "2026-12-05T15:00:00+00:00",
+        "actor": "ops",
+        "action": "admin.promote",
+        "target": "artists",
+        "source": "10.0.0.9",
+        "outcome": "ok: champion 6 -> 7",
+    }
+    fake_api.routes[("GET", "/v1/admin/audit")] = lambda r: (200, {"entries": [entry]})
+    at = _page(fake_api.url)
+    assert [h.value for h in at.header][-1] == "Audit"
+    assert list(at.dataframe[-1].value["action"]) == ["admin.promote"]

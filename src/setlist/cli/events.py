@@ -54,7 +54,10 @@ def simulate(
 
     settings = settings_with(dataset=dataset)
     base = url or f"http://{settings.host}:{settings.port}"
-    config = SimulationConfig(base, users=users, rate=rate, duration_s=duration, k=k, seed=seed)
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    config = SimulationConfig(
+        base, users=users, rate=rate, duration_s=duration, k=k, seed=seed, api_key=key
+    )
     world, _ = ingest(settings.dataset, sources(settings))
     listeners = ListenerModel.from_world(world)
     with stages(1) as say:

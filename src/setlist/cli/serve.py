@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 from rich.table import Table
 
 from setlist.cli.common import app, console, fmt, settings_with
@@ -122,6 +123,9 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):  # dumped as "**********": the workers need the value
+            value = secret.get_secret_value()
         key = "MLFLOW_TRACKING_URI" if name == "mlflow_tracking_uri" else f"SETLIST_{name.upper()}"
         env[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return env

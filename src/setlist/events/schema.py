@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from setlist.errors import MalformedError, TooLargeError, ValidationError
@@ -30,9 +39,27 @@ MAX_LABEL = 128
 DEFAULT_MAX_FUTURE_S = 300.0
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
-EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID)]
-ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
-Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL)]
+
+def storable_text(value: str) -> str:
+    """``value`` unless a store or a JSON answer cannot hold it: a NUL or a lone surrogate.
+
+    Any other character is fine in an id (newlines included). PostgreSQL refuses NUL in text
+    and UTF-8 has no lone surrogates (``"\\ud800"`` decodes from JSON but cannot be written
+    back): both are refused at the door, naming the field, rather than failing later.
+    """
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (not valid Unicode)") from None
+    return value
+
+
+StorableText = AfterValidator(storable_text)
+EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID), StorableText]
+ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID), StorableText]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL), StorableText]
 
 
 class Event(BaseModel):
@@ -45,8 +72,8 @@ class Event(BaseModel):
     item_id: ExternalId
     type: EventType
     ts: datetime = Field(description="When it happened (ISO 8601 or epoch seconds; UTC if naive).")
-    play_ms: int | None = Field(default=None, ge=0, le=86_400_000)
-    position: int | None = Field(default=None, ge=0, le=10_000)
+    play_ms: StrictInt | None = Field(default=None, ge=0, le=86_400_000)
+    position: StrictInt | None = Field(default=None, ge=0, le=10_000)
     arm: Label | None = Field(default=None, description="A/B arm or policy that served the item.")
     model_version: Label | None = None
     propensity: float | None = Field(
@@ -102,6 +129,8 @@ def parse_body(
         raise MalformedError(f"body: not valid JSON at {where}: {exc.msg}", field="body") from None
     except UnicodeDecodeError as exc:
         raise MalformedError(f"body: not UTF-8 JSON: {exc.reason}", field="body") from None
+    except RecursionError:
+        raise MalformedError("body: JSON nested too deeply", field="body") from None
     return parse_data(data, max_future_s=max_future_s, now=now)
 
 
@@ -159,8 +188,12 @@ def _refusal(exc: PydanticValidationError, prefix: str) -> ValidationError:
         message = f"{field}: {first.get('msg', 'invalid value')}"
     details: dict[str, Any] = {"field": field}
     value = first.get("input")
-    if isinstance(value, str | int | float | bool) and not isinstance(value, dict):
-        details["value"] = value if not isinstance(value, str) else value[:100]
+    if isinstance(value, float) and not math.isfinite(value):
+        details["value"] = repr(value)  # NaN and infinities have no strict JSON form
+    elif isinstance(value, str):
+        details["value"] = value[:100].encode("utf-8", "backslashreplace").decode("utf-8")
+    elif isinstance(value, int | float | bool):
+        details["value"] = value
     if len(errors) > 1:
         details["problems"] = len(errors)
     return ValidationError(message, **details)

@@ -42,10 +42,16 @@ class Api:
         base_url: str,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        headers = {"X-API-Key": api_key} if api_key else {}
         self._client = httpx.Client(
-            base_url=self.base_url, timeout=timeout_s, transport=transport, trust_env=False
+            base_url=self.base_url,
+            timeout=timeout_s,
+            transport=transport,
+            trust_env=False,
+            headers=headers,
         )
         self.timeout_s = timeout_s
 

@@ -1,9 +1,10 @@
 """The Streamlit app's entry: settings, the shared API client and the two pages.
 
 This is the edge of the UI process (Streamlit runs it as a script through
-:mod:`setlist.ui.streamlit_app`), so it is where the UI reads its one setting, the API URL
-(``SETLIST_UI_API_URL``). The client is kept per browser session: Streamlit reruns the script on
-every click, and button callbacks run before the rerun with the previous run's objects.
+:mod:`setlist.ui.streamlit_app`), so it is where the UI reads its settings, the API URL
+(``SETLIST_UI_API_URL``) and the key it sends (``SETLIST_API_KEY``, when the API needs one).
+The client is kept per browser session: Streamlit reruns the script on every click, and button
+callbacks run before the rerun with the previous run's objects.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from setlist.ui import dashboard, listener
 from setlist.ui.api import Api, ApiError
 
 
-def session_api(url: str) -> Api:
-    """This session's client for ``url`` (a new one when the URL changed)."""
+def session_api(url: str, api_key: str | None = None) -> Api:
+    """This session's client for ``url`` (a new one when the URL changed), sending the key."""
     api = st.session_state.get("api")
     if not isinstance(api, Api) or api.base_url != url.rstrip("/"):
-        api = Api(url)
+        api = Api(url, api_key=api_key)
         st.session_state["api"] = api
     return api
 
 
 def main() -> None:
     st.set_page_config(page_title="setlist", page_icon=":musical_note:", layout="wide")
-    api = session_api(get_settings().ui_api_url)
+    settings = get_settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    api = session_api(settings.ui_api_url, key)
     _sidebar(api)
     pages = [
         st.Page(listen_page, title="Listen", url_path="listen", default=True),

@@ -1,7 +1,8 @@
 """The data dashboard: the dataset, the model, the live service and what listeners did.
 
-Four sections, each fed by one or two API routes and each failing on its own (a missing route
-or an empty event store shows a sentence in its place, the rest of the page still renders).
+Four sections (five with an admin key: the audit trail), each fed by one or two API routes and
+each failing on its own (a missing route or an empty event store shows a sentence in its place,
+the rest of the page still renders).
 Charts are Altair: bars for counts and distributions, lines for figures over time.
 """
 
@@ -29,6 +30,22 @@ def render(api: Api) -> None:
     _model(api)
     _service(api)
     _listening(api)
+    _audit(api)
+
+
+def _audit(api: Api) -> None:
+    """The audit trail, when the app's key (``SETLIST_API_KEY``) holds the admin scope."""
+    try:
+        found = api.get("/v1/admin/audit", limit=50)
+    except ApiError:
+        # Without an admin key (401, 403), from an older API (404) or an unreachable one (the
+        # other sections say so): no section at all.
+        return
+    st.header("Audit")
+    if not found.get("entries"):
+        st.info("Nothing audited yet: keys created or revoked, admin actions.")
+        return
+    st.dataframe(pd.DataFrame(found["entries"]), hide_index=True, width="stretch")
 
 
 def _dataset(api: Api) -> None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from setlist import __version__
@@ -25,10 +25,14 @@ from setlist.catalogue import CATALOGUE_NAME, DEFAULT_CATALOGUE
 from setlist.config import Settings, get_settings
 from setlist.errors import ConfigError
 from setlist.index import set_search_threads
+from setlist.serve.api import openapi
+from setlist.serve.api.auth import AuthMiddleware, required_scope
 from setlist.serve.api.errors import add_exception_handlers
+from setlist.serve.api.guard import one_value_each
 from setlist.serve.api.hotpath import HotPathMiddleware
 from setlist.serve.api.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from setlist.serve.api.routes import (
+    admin,
     catalogue,
     catalogues,
     events,
@@ -76,13 +80,18 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         version=__version__,
         summary="Music recommendations from listening histories.",
         lifespan=lifespan,
+        dependencies=[Depends(one_value_each)],
     )
     app.state.service = service
     app.add_middleware(HotPathMiddleware, owner=app, router=recommendations.router)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        prefix="/v1/recommendations",
+        metrics=metrics,
     )
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight, metrics=metrics)
+    app.add_middleware(AuthMiddleware, gate=service.gate, owner=app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_exception_handlers(app)
     for router in (
@@ -95,8 +104,16 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         events.router,
         catalogue.router,
         catalogues.router,
+        admin.router,
     ):
         app.include_router(router)
+    gate = service.gate
+    openapi.install(
+        app,
+        (lambda m, p: required_scope(m, p, gate.metrics_need_key)) if gate.required else None,
+        lambda m, p: gate.address_rate is not None or required_scope(m, p) is not None,
+        settings.max_k,
+    )
     return app
 
 

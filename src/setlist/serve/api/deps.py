@@ -18,6 +18,7 @@ from setlist.errors import ValidationError
 from setlist.serve.answer.ask import DEFAULT_K, MAX_ID_LENGTH, MAX_MOOD_LENGTH
 from setlist.serve.answer.explore import ExplorationPolicy
 from setlist.serve.answer.state import ModelState
+from setlist.serve.api import guard  # noqa: F401  (registers the path convertor first)
 from setlist.serve.api.service import Service, service_of
 from setlist.serve.runtime.abtest import Arms
 from setlist.serve.runtime.loading import CatalogueServing

@@ -3,6 +3,7 @@
 - :class:`setlist.errors.SetlistError` -> the status from :func:`setlist.errors.http_status`
   (503 answers carry ``Retry-After``);
 - FastAPI's request validation -> 422, naming the field and echoing (a bounded part of) the value;
+  a body that is not JSON (or nested too deeply to parse) -> 400 ``malformed``, field ``body``;
 - Starlette's HTTP errors (unknown path, wrong method) -> their status, same shape;
 - anything else -> logged with its traceback, 500 without details (the last resort).
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
 _MAX_ECHO = 100
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_CODES = {400: "malformed", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def add_exception_handlers(app: FastAPI) -> None:
@@ -47,7 +49,7 @@ def error_response(
     headers = dict(headers or {})
     if status == 503:
         headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
-    return JSONResponse({"error": _json_safe(body)}, status_code=status, headers=headers)
+    return JSONResponse({"error": json_safe(body)}, status_code=status, headers=headers)
 
 
 async def _setlist_error(request: Request, exc: SetlistError) -> JSONResponse:
@@ -58,6 +60,10 @@ async def _setlist_error(request: Request, exc: SetlistError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        # One rule for every route: a body that is not JSON is 400, an invalid field 422.
+        malformed = {"code": "malformed", "message": "body: not valid JSON", "field": "body"}
+        return error_response(request, 400, malformed)
     problems = [_describe(err) for err in exc.errors()]
     first = problems[0] if problems else {"field": None, "message": "invalid request"}
     field = first["field"]
@@ -74,7 +80,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body: dict[str, Any] = {"code": code, "message": str(exc.detail)}
-    if exc.status_code == 413:
+    if exc.status_code in (400, 413):
         body["field"] = "body"
     return error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
@@ -104,8 +110,26 @@ def _echo(value: Any) -> Any:
     return text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "..."
 
 
-def _json_safe(body: dict[str, Any]) -> Any:
+def json_safe(body: dict[str, Any]) -> Any:
+    """``body`` as strict JSON can write it: NaN and infinities as text, lone surrogates escaped.
+
+    A refused value is echoed back, and the values refused are often exactly those JSON cannot
+    carry (``NaN``, ``"\\ud800"``): without this, writing the 422 would fail and answer 500.
+    """
     try:
-        return jsonable_encoder(body)
+        encoded = jsonable_encoder(body)
     except (TypeError, ValueError):
-        return {key: _echo(value) for key, value in body.items()}
+        encoded = {key: _echo(value) for key, value in body.items()}
+    return _strict(encoded)
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_strict(key): _strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    return value

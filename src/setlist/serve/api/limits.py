@@ -65,7 +65,7 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         if self.metrics is not None:
-            self.metrics.errors.labels(scope.get("path", ""), "too_large", "none").inc()
+            self.metrics.error(scope, "too_large")  # under the route, never the raw path
         body = _error_body("too_large", f"request body over {self.max_bytes} bytes", "body")
         await _send_json(send, 413, body)
 

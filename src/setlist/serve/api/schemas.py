@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from setlist.events.schema import StorableText
 from setlist.serve.answer.ask import (
     DEFAULT_K,
     MAX_BATCH_USERS,
@@ -17,7 +18,9 @@ from setlist.serve.answer.ask import (
     MAX_SEEDS,
 )
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), StorableText]
+# The work of one batch request: users x k answers at most (413 over it).
+MAX_BATCH_ITEMS = 20_000
 
 
 class ItemScorePublic(BaseModel):
@@ -63,11 +66,14 @@ class OnboardingIn(BaseModel):
     seeds: list[Id] = Field(
         min_length=1, max_length=MAX_SEEDS, description="Seed artists: item ids or names."
     )
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items.")
+    k: StrictInt = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items.")
     exclude: list[Id] = Field(
         default_factory=list, max_length=MAX_BODY_EXCLUDE, description="Item ids never to return."
     )
-    mood: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MOOD_LENGTH)] | None = None
+    mood: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_MOOD_LENGTH), StorableText]
+        | None
+    ) = None
 
 
 class OnboardingPublic(BaseModel):
@@ -88,7 +94,12 @@ class BatchIn(BaseModel):
     user_ids: list[Id] = Field(
         min_length=1, max_length=MAX_BATCH_USERS, description="Up to 1,000 user ids."
     )
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items per user.")
+    k: StrictInt = Field(
+        default=DEFAULT_K,
+        ge=1,
+        le=MAX_BODY_K,
+        description=f"How many items per user; len(user_ids) x k at most {MAX_BATCH_ITEMS:,}.",
+    )
     exclude: list[Id] = Field(
         default_factory=list,
         max_length=MAX_BODY_EXCLUDE,

@@ -19,6 +19,7 @@ from setlist.config import Settings
 from setlist.errors import NotFoundError
 from setlist.serve.answer.explore import ExplorationPolicy
 from setlist.serve.answer.online import InMemoryOnlineHistory
+from setlist.serve.api.auth import Gate
 from setlist.serve.api.limits import Turns
 from setlist.serve.runtime.feedback import Feedback
 from setlist.serve.runtime.loading import CatalogueServing
@@ -34,6 +35,7 @@ class Service:
     explore: ExplorationPolicy
     feedback: Feedback
     catalogues: dict[str, CatalogueServing]  # by name, artists first
+    gate: Gate  # API keys, scopes and rate limits
 
     @classmethod
     def build(cls, settings: Settings, bundles: Mapping[str, Path]) -> Service:
@@ -59,6 +61,7 @@ class Service:
             explore=ExplorationPolicy(settings.explore()),
             feedback=Feedback(settings, metrics),
             catalogues=catalogues,
+            gate=Gate(settings, metrics),
         )
 
     @property
@@ -86,6 +89,7 @@ class Service:
     def stop(self) -> None:
         for serving in self.catalogues.values():
             serving.stop()
+        self.gate.close()
 
 
 def service_of(app: Starlette) -> Service:

@@ -20,9 +20,9 @@ import glob
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -362,6 +362,7 @@ class ServiceMetrics:
         self.latency.labels(route, arm).observe(seconds)
 
     def error(self, scope: Scope, code: str) -> None:
+        label_route(scope)  # a request refused before routing counts under the route it aimed at
         self.errors.labels(route_template(scope), code, scope_arm(scope)).inc()
 
     def on_render(self, refresh: Callable[[], None]) -> None:
@@ -403,6 +404,30 @@ def scope_arm(scope: Scope) -> str:
     state = scope.get("state")
     arm = state.get("arm") if isinstance(state, dict) else None
     return str(arm) if arm else NO_ARM
+
+
+def label_route(scope: Scope) -> None:
+    """Set ``scope["route"]`` to the app's route the path matches, when routing has not run.
+
+    Refusals answered before the router (in-flight 503, body 413, keys 401/403, rate 429) would
+    otherwise be counted under ``<unmatched>``. Only on errors: it tries every route in turn.
+    """
+    if "route" in scope:
+        return
+    from starlette.routing import BaseRoute, Match
+
+    def leaves(routes: Iterable[Any]) -> Iterator[BaseRoute]:
+        for route in routes:
+            inner = getattr(route, "original_router", None)  # FastAPI's included routers
+            if inner is not None:
+                yield from leaves(inner.routes)
+            elif isinstance(route, BaseRoute):
+                yield route
+
+    for route in leaves(getattr(scope.get("app"), "routes", ())):
+        if route.matches(scope)[0] == Match.FULL:
+            scope["route"] = route
+            return
 
 
 def route_template(scope: Scope) -> str:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from setlist.errors import TooLargeError
-from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, parse_body
+from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, Parsed, parse_body
 from setlist.events.service import EventService, IngestResult
 from setlist.serve.api.deps import ServiceDep
+from setlist.serve.api.errors import error_response
 from setlist.serve.api.schemas import ErrorPublic
 from setlist.serve.runtime.feedback import Feedback
 
@@ -60,22 +61,33 @@ class EventsAcceptedPublic(BaseModel):
     duplicates: int
 
 
-@router.post("/events", responses=_ERRORS, openapi_extra=_BODY_SCHEMA)
-async def post_events(request: Request, service: ServiceDep) -> EventsAcceptedPublic:
-    """Record one event, or a batch of up to 1,000 ({"events": [...]}); 200 once durable."""
+@router.post(
+    "/events", responses=_ERRORS, openapi_extra=_BODY_SCHEMA, response_model=EventsAcceptedPublic
+)
+async def post_events(request: Request, service: ServiceDep) -> EventsAcceptedPublic | Response:
+    """Record one event, or a batch of up to 1,000 ({"events": [...]}); 200 once durable.
+
+    A key's rate limit counts events: the request was charged one, the rest of the batch is
+    charged once parsed, and a batch over the quota is refused (429) with nothing stored.
+    """
     feedback = service.feedback
     events = feedback.events
     events.require()
     body = await _read_body(request, MAX_BODY_BYTES)
-    # Parsing a large batch takes milliseconds: off the event loop, with the commit.
-    result = await run_in_threadpool(_accept, feedback, events, body)
+    # Parsing a large batch takes milliseconds: off the event loop.
+    parsed = await run_in_threadpool(parse_body, body, max_future_s=events.config.max_future_s)
+    over = await service.gate.charge(request.scope, len(parsed.events) - 1)
+    if over is not None:
+        message = f"{len(parsed.events)} events are over this key's rate limit; none stored"
+        refusal = {"code": "rate_limited", "message": message, "field": "events"}
+        return error_response(request, 429, refusal, {k.decode(): v.decode() for k, v in over})
+    result = await run_in_threadpool(_accept, feedback, events, parsed)
     return EventsAcceptedPublic(
         accepted=result.received, stored=result.stored, duplicates=result.duplicates
     )
 
 
-def _accept(feedback: Feedback, events: EventService, body: bytes) -> IngestResult:
-    parsed = parse_body(body, max_future_s=events.config.max_future_s)
+def _accept(feedback: Feedback, events: EventService, parsed: Parsed) -> IngestResult:
     result = events.ingest(parsed.events)
     feedback.accepted(parsed.events, result)
     return result

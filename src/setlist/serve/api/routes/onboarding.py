@@ -22,6 +22,7 @@ from setlist.serve.api.deps import (
 )
 from setlist.serve.api.present import items_public, recommendations_public
 from setlist.serve.api.schemas import (
+    MAX_BATCH_ITEMS,
     BatchIn,
     BatchPublic,
     ErrorPublic,
@@ -81,7 +82,7 @@ def batch(
     metrics: MetricsDep,
     explore: ExploreDep,
 ) -> BatchPublic:
-    """Top-k for up to 1,000 users in one request (each on its own A/B arm)."""
+    """Top-k for up to 1,000 users in one request (each on its own A/B arm); users x k <= 20,000."""
     from setlist.errors import TooLargeError
 
     check_k(body.k, settings)
@@ -90,6 +91,15 @@ def batch(
         raise TooLargeError(
             f"user_ids holds {len(body.user_ids)} users; at most {settings.max_batch}",
             field="user_ids",
+        )
+    if len(body.user_ids) * body.k > MAX_BATCH_ITEMS:
+        # The work of one request is bounded (users x k), so no batch can hold the service.
+        raise TooLargeError(
+            f"{len(body.user_ids)} users x k={body.k} is over {MAX_BATCH_ITEMS:,} answers per "
+            "request; send fewer users or a smaller k",
+            field="k",
+            value=body.k,
+            limit=MAX_BATCH_ITEMS,
         )
     policy = explore if explore.active else None
     results = []
