@@ -126,15 +126,14 @@ class ALSRecommender(FactorRecommender):
         same normal equations implicit's solver uses, so a folded-in user matches a fitted one.
         """
         _, items = self._factors()
-        items64 = items.astype(np.float64)
-        gram = items64.T @ items64 + self.regularization * np.eye(items.shape[1])
+        gram = self._gram()  # once per model: a 1M-item catalogue must not pay it per request
         csr = sp.csr_matrix(user_items, dtype=np.float64)
         out = np.zeros((csr.shape[0], items.shape[1]), dtype=np.float32)
         for u in range(csr.shape[0]):
             lo, hi = csr.indptr[u], csr.indptr[u + 1]
             if lo == hi:
                 continue
-            y = items64[csr.indices[lo:hi]]
+            y = items[csr.indices[lo:hi]].astype(np.float64)
             c = csr.data[lo:hi]
             a = gram + (y.T * (c - 1.0)) @ y
             out[u] = np.linalg.solve(a, y.T @ c)
