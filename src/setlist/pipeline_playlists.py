@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ import scipy.sparse as sp
 
 from setlist.bundle import ModelBundle, playlist_continuer
 from setlist.bundle_meta import BundleMeta
-from setlist.config import WeightConfig
+from setlist.config import Settings, WeightConfig
 from setlist.data.playlists import PlaylistReport
 from setlist.data.schema import PlaylistDataset
 from setlist.errors import DataError
@@ -68,7 +68,7 @@ from setlist.models.continuation import ContinuationConfig, Continuer
 from setlist.models.specs import ModelSpec
 from setlist.models.title import TitleModel
 from setlist.pipeline import FitUsage, fit_matrix, inputs
-from setlist.registry import ModelVersion, PromotionDecision, Registry
+from setlist.registry import ModelVersion, PromotionDecision, Registry, RegistryConfig
 from setlist.registry.gate import promote
 
 Progress = Callable[[str], None]
@@ -426,6 +426,12 @@ def register_best(
             tags={"catalogue": CATALOGUE, "split": meta.split or ""},
         )
     best.decision = promote(registry, best.version, comparison=comparison, metric=GATE_METRIC)
+
+
+def tracks_registry_config(settings: Settings) -> RegistryConfig:
+    """The registry of the tracks catalogue: ``{model_name}-tracks`` (see catalogue.py)."""
+    base = RegistryConfig.from_settings(settings)
+    return replace(base, model_name=f"{settings.model_name}-{CATALOGUE}")
 
 
 def run_playlists(

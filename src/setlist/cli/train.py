@@ -145,7 +145,13 @@ def print_result(result: Any) -> None:
 @app.command()
 def train(
     dataset: DatasetOpt = None,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,als",
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated models (default popularity,als; for playlists "
+            "popularity,knn,ease,blend)."
+        ),
+    ] = None,
     test: TestOpt = None,
     param: ParamOpt = None,
     factors: Annotated[int | None, typer.Option(min=1, max=4096)] = None,
@@ -183,7 +189,102 @@ def train(
         test_fraction=test_fraction,
         seed=seed,
     )
-    _train(settings, settings.dataset, models, test, register, on_bad_rows, param, with_events)
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        train_playlists(settings, settings.dataset, models, register, on_bad_rows, param)
+        return
+    _train(
+        settings, settings.dataset, models or "popularity,als", test, register, on_bad_rows,
+        param, with_events,
+    )  # fmt: skip
+
+
+def train_playlists(
+    settings: Settings,
+    source: str,
+    models: str | None,
+    register: bool,
+    on_bad_rows: str = "fail",
+    params: list[str] | None = None,
+) -> Any:
+    """The playlist pipeline (:mod:`setlist.pipeline_playlists`) for a playlist source."""
+    from setlist.data.playlists import load_playlist_source
+    from setlist.models.specs import parse_kinds, parse_overrides
+    from setlist.pipeline_playlists import (
+        DEFAULT_MODELS,
+        playlist_specs,
+        prepare_playlists,
+        run_playlists,
+        tracks_registry_config,
+    )
+
+    kinds = parse_kinds(models or DEFAULT_MODELS)
+    specs = playlist_specs(kinds, parse_overrides(params or []))
+    with stages(3 + 2 * len(specs) + (2 if register else 0)) as say:
+        say(f"loading {source}")
+        dataset, report = load_playlist_source(
+            source,
+            sources(settings),
+            on_bad_rows=check_bad_rows(on_bad_rows),
+            quarantine_dir=settings.home / "quarantine",
+        )
+        say("holding out playlists")
+        prepared = prepare_playlists(
+            dataset, report, holdout=settings.playlist_holdout, seed=settings.seed
+        )
+        registry = None
+        if register:
+            from setlist.registry import Registry
+
+            registry = Registry(tracks_registry_config(settings))
+        result = run_playlists(prepared, specs, registry, say)
+    print_playlist_result(result)
+    return result
+
+
+def print_playlist_result(result: Any) -> None:
+    p = result.prepared
+    console.print(
+        f"[bold]{p.dataset.name}[/bold]: {p.train.shape[0]:,} training playlists x "
+        f"{p.train.shape[1]:,} tracks; {len(p.challenge.cases):,} held-out test playlists "
+        f"({len(p.challenge.skipped)} too short)"
+    )
+    summary = Table(
+        "model", "R-prec", "NDCG", "clicks", "fit s", "peak MiB", "version", "champion",
+        title="candidates (all test playlists)",
+    )  # fmt: skip
+    for c in result.candidates:
+        m = c.metrics()
+        summary.add_row(
+            c.kind,
+            f"{m['r_precision']:.4f}",
+            f"{m['ndcg']:.4f}",
+            f"{m['clicks']:.2f}",
+            f"{c.usage.seconds:.1f}",
+            f"{c.usage.peak_rss_mb:,.0f}",
+            c.version.version if c.version else "-",
+            "yes" if c.decision and c.decision.promoted else "no",
+        )
+    console.print(summary)
+    if result.best is not None:
+        table = Table(
+            "category", "playlists", "R-prec [95% CI]", "NDCG [95% CI]", "clicks [95% CI]",
+            title=f"{result.best.kind} per category",
+        )  # fmt: skip
+        for row in result.best.report.table.iter_rows(named=True):
+            table.add_row(
+                row["category"],
+                str(row["n_playlists"]),
+                *(
+                    f"{row[m]:.4f} [{row[m + '_low']:.4f}, {row[m + '_high']:.4f}]"
+                    for m in ("r_precision", "ndcg", "clicks")
+                ),
+            )
+        console.print(table)
+        if result.best.decision is not None:
+            d = result.best.decision
+            console.print(f"gate, {result.best.kind} v{d.candidate.version}: {d.reason}")
 
 
 def _weighting(value: str | None) -> str | None:
