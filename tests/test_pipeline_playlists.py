@@ -24,6 +24,7 @@ from setlist.pipeline_playlists import (
     prepare_playlists,
     run_playlists,
     tracks_registry_config,
+    write_demo_slices,
 )
 from setlist.registry import Registry
 
@@ -163,3 +164,14 @@ def test_real_subset_knn_beats_the_popular_tracks(mirror: Path, settings: Settin
     by_kind = {c.kind: c for c in result.candidates}
     assert len(prepared.challenge.cases) >= 150
     assert by_kind["knn"].r_precision > 1.5 * by_kind["popularity"].r_precision
+
+
+def test_demo_slices_are_a_playlist_source_models_learn_from(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = write_demo_slices(tmp_path / "demo", n_playlists=300, n_tracks=600)
+    assert len(list(folder.glob("mpd.slice.*.json"))) == 3
+    prepared = _prepared(settings, folder, holdout=100)
+    result = run_playlists(prepared, _specs("popularity,knn"), None, n_resamples=100)
+    by_kind = {c.kind: c for c in result.candidates}
+    assert by_kind["knn"].r_precision > by_kind["popularity"].r_precision

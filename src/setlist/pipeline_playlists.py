@@ -464,3 +464,51 @@ def run_playlists(
 def scored_inputs(spec: ModelSpec, prepared: PlaylistPrepared) -> sp.csr_matrix:
     """What a candidate is fitted on (binary counts, weighted as the spec says)."""
     return inputs(spec, prepared.train.csr)
+
+
+def write_demo_slices(
+    folder: Path, n_playlists: int = 600, n_tracks: int = 1_200, seed: int = 0
+) -> Path:
+    """A small synthetic MPD (slice format) for ``setlist demo`` where no mirror has the MPD.
+
+    Tracks belong to 12 themes (with 8 artists each); a playlist, named after its theme, draws
+    10 to 60 tracks mostly from its theme and a few from anywhere, popular tracks first within
+    a theme (Zipf-like), so co-occurrence, names and artists carry the signal real playlists
+    have. Written as slices of 100 playlists; seeded, so the demo is reproducible.
+    """
+    import orjson
+
+    themes = ("summer", "chill", "workout", "party", "road trip", "sad", "throwback", "rock",
+              "jazz", "country", "focus", "sleep")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    theme_of = np.arange(n_tracks) % len(themes)
+    weight = 1.0 / (1.0 + np.arange(n_tracks) // len(themes))
+    folder.mkdir(parents=True, exist_ok=True)
+    playlists: list[dict[str, Any]] = []
+    for pid in range(n_playlists):
+        theme = int(rng.integers(len(themes)))
+        own = np.flatnonzero(theme_of == theme)
+        p = weight[own] / weight[own].sum()
+        size = int(rng.integers(10, 61))
+        chosen = list(rng.choice(own, size=min(size, len(own)), replace=False, p=p))
+        chosen += list(rng.choice(n_tracks, size=max(1, size // 10), replace=False))
+        tracks = [
+            {
+                "pos": pos,
+                "track_uri": f"spotify:track:demo{t:05d}",
+                "track_name": f"{themes[theme_of[t]].title()} Song {t}",
+                "artist_name": f"{themes[theme_of[t]].title()} Artist {(t // 12) % 8}",
+            }
+            for pos, t in enumerate(dict.fromkeys(int(t) for t in chosen))
+        ]
+        name = f"{themes[theme]} {['mix', 'vibes', 'playlist', '2017'][pid % 4]}"
+        playlists.append(
+            {"pid": pid, "name": name, "num_followers": 1, "num_tracks": len(tracks),
+             "tracks": tracks}
+        )  # fmt: skip
+    for start in range(0, n_playlists, 100):
+        part = playlists[start : start + 100]
+        stop = start + 99
+        doc = {"info": {"generated_by": "setlist demo"}, "playlists": part}
+        (folder / f"mpd.slice.{start}-{stop}.json").write_bytes(orjson.dumps(doc))
+    return folder

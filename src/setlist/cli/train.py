@@ -370,13 +370,22 @@ def models_list() -> None:
 def demo(
     dataset: DatasetOpt = None,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")] = True,
+    tracks: Annotated[
+        bool, typer.Option("--tracks/--no-tracks", help="Also train the tracks catalogue.")
+    ] = True,
 ) -> None:
     """Fetch, validate, train popularity and ALS, evaluate, register, promote, then serve.
 
+    With --tracks (the default) the tracks catalogue is trained too, through the playlist
+    pipeline: on spotify-mpd where the mirror has it, else on a small synthetic MPD written
+    under the home folder (popularity and the blend; the references are left to the
+    benchmark to keep the demo short).
     Examples: setlist demo; setlist demo --no-serve -d synthetic:small
     """
     settings = settings_with(dataset=dataset)
     result = _train(settings, settings.dataset, "popularity,als", None, True)
+    if tracks:
+        _demo_tracks(settings)
     base = f"http://{settings.host}:{settings.port}"
     users = result.prepared.train.users
     sample = users.ids[0] if len(users) else "unknown"
@@ -387,3 +396,17 @@ def demo(
         from setlist.cli.serve import serve_forever
 
         serve_forever(settings)
+
+
+def _demo_tracks(settings: Settings) -> None:
+    """The tracks catalogue for the demo: the real MPD subset if mirrored, else synthetic."""
+    from setlist.pipeline_playlists import write_demo_slices
+
+    mirror = settings.data_mirror
+    if mirror is not None and (mirror / "spotify-mpd-subset").is_dir():
+        source, demo_settings = "spotify-mpd", settings
+    else:
+        source = str(write_demo_slices(settings.home / "demo-mpd"))
+        demo_settings = settings.model_copy(update={"playlist_holdout": 150})
+    console.print(f"tracks catalogue from {source}")
+    train_playlists(demo_settings, source, "popularity,blend", True)
