@@ -175,3 +175,25 @@ def test_demo_slices_are_a_playlist_source_models_learn_from(
     result = run_playlists(prepared, _specs("popularity,knn"), None, n_resamples=100)
     by_kind = {c.kind: c for c in result.candidates}
     assert by_kind["knn"].r_precision > by_kind["popularity"].r_precision
+
+
+def test_cli_report_on_slices_writes_the_per_category_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_slices(tmp_path / "mpd")
+    out = tmp_path / "report.html"
+    monkeypatch.setenv("SETLIST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SETLIST_PLAYLIST_HOLDOUT", "30")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["report", "-d", str(folder), "--models", "popularity,knn", "--param", "knn.k=50",
+             "--out", str(out)],
+        )  # fmt: skip
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "R-precision by category" in text and "<h2>knn</h2>" in text
+    assert "title_first_5" in text or "first_5" in text

@@ -148,9 +148,9 @@ def _print_study(result: Any) -> None:
 @app.command()
 def report(
     dataset: DatasetOpt = None,
-    models: Annotated[str, typer.Option(help="Models to fit and compare.")] = (
-        "popularity,als,ease,knn"
-    ),
+    models: Annotated[
+        str, typer.Option(help="Models to fit and compare (playlists: popularity,knn,ease,blend).")
+    ] = "popularity,als,ease,knn",
     test: TestOpt = None,
     param: ParamOpt = None,
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("setlist-report.html"),
@@ -181,6 +181,11 @@ def report(
         test_fraction=test_fraction,
         seed=seed,
     )
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        _playlist_report(settings, None if models == _REPORT_MODELS else models, param, out)
+        return
     specs = model_specs(models, param, settings)
     bounds = _bounds(activity)
     with stages(3 + len(specs)) as say:
@@ -194,6 +199,28 @@ def report(
     for e in entries:
         i = e.intervals["ndcg@10"]
         console.print(f"{e.name}: NDCG@10 {i.mean:.4f} [{i.low:.4f}, {i.high:.4f}]")
+    console.print(f"report: {out.resolve()}")
+
+
+_REPORT_MODELS = "popularity,als,ease,knn"
+
+
+def _playlist_report(settings: Any, models: str | None, param: list[str] | None, out: Path) -> None:
+    """``setlist report`` on a playlist source: the challenge's per-category tables per model."""
+    from setlist.cli.train import train_playlists
+    from setlist.evaluate.report import render_challenge_html
+
+    result = train_playlists(settings, settings.dataset, models, False, "fail", param)
+    tables = {c.kind: c.report.table for c in result.candidates}
+    p = result.prepared
+    context = {
+        "dataset": p.dataset.name,
+        "training playlists": p.train.shape[0],
+        "test playlists": len(p.challenge.cases),
+        "seed": p.seed,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_challenge_html(tables, context), encoding="utf-8")
     console.print(f"report: {out.resolve()}")
 
 
