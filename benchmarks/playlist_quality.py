@@ -57,29 +57,33 @@ def main() -> None:
     )
     kinds = ["popularity", "knn", "ease", "blend"]
     specs = playlist_specs(kinds, parse_overrides(sys.argv[1:]))
-    rows, fitted = [], {}
+    plain = ContinuationConfig(artist_weight=0.0)
+    rows, reports = [], {}
     for spec in specs:
         model, usage = fit_candidate(spec, prepared)
-        report = evaluate_continuer(continuer_for(model, prepared, config), prepared)
-        fitted[spec.kind] = (spec, report)
-        rows.append((spec.kind, usage.seconds, usage.peak_rss_mb, report))
+        for suffix, used in (("", plain), ("+artist", config)):
+            report = evaluate_continuer(continuer_for(model, prepared, used), prepared)
+            reports[spec.kind + suffix] = report
+            rows.append((spec.kind + suffix, usage.seconds, usage.peak_rss_mb, report))
         del model
     cats = rows[0][3].table["category"].to_list()
-    print("\nR-precision per category (ALL = every test playlist)")
+    print("\nR-precision per category (all = every test playlist); +artist: with the back-off")
     header = "".join(f"{c[:14]:>15s}" for c in cats)
-    print(f"{'model':12s}{header}{'fit s':>8s}{'peak MiB':>10s}")
+    print(f"{'model':18s}{header}{'fit s':>8s}{'peak MiB':>10s}")
     for kind, seconds, peak, report in rows:
         values = "".join(f"{category_mean(report, c, 'r_precision'):15.4f}" for c in cats)
-        print(f"{kind:12s}{values}{seconds:8.1f}{peak:10.0f}")
+        print(f"{kind:18s}{values}{seconds:8.1f}{peak:10.0f}")
     print("\nNDCG per category")
     for kind, _, _, report in rows:
-        print(f"{kind:12s}" + "".join(f"{category_mean(report, c, 'ndcg'):15.4f}" for c in cats))
-    ease = fitted["ease"][1]
-    print("\nratio to EASE (R-precision)")
-    for kind, _, _, report in rows:
-        ratios = "  ".join(f"{c} {_ratio(report, ease, c):.2f}x" for c in (*KEY, ALL))
-        print(f"{kind:12s}{ratios}")
-    print(f"chosen model: blend ({specs[-1].params})")
+        print(f"{kind:18s}" + "".join(f"{category_mean(report, c, 'ndcg'):15.4f}" for c in cats))
+    for reference in ("ease", "ease+artist"):
+        print(f"\nratio to {reference} (R-precision)")
+        for kind, _, _, report in rows:
+            ratios = "  ".join(
+                f"{c} {_ratio(report, reports[reference], c):.2f}x" for c in (*KEY, ALL)
+            )
+            print(f"{kind:18s}{ratios}")
+    print(f"chosen model: blend+artist ({specs[-1].params}, {config})")
     protocol_p(mirror, dataset, specs, config)
 
 

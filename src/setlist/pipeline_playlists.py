@@ -78,7 +78,7 @@ CATALOGUE = "tracks"
 GATE_METRIC = "r_precision"
 DEFAULT_HOLDOUT = 500
 #: Candidates of ``setlist train -d spotify-mpd`` with no ``--models``.
-DEFAULT_MODELS = "popularity,knn,ease,blend"
+DEFAULT_MODELS = "popularity,knn,blend"  # the EASE reference (2.2 GB, 70 s): benchmark
 #: Playlist defaults per kind (``--param`` overrides them). ``knn`` and ``ease`` are the
 #: references of docs/TARGETS.md (item-kNN cosine on binary; EASE on the 15k most frequent
 #: tracks, lambda 100); ``blend`` is the chosen model: EASE (12k tracks, l2 300) for the

@@ -149,7 +149,7 @@ def train(
         str | None,
         typer.Option(
             help="Comma-separated models (default popularity,als; for playlists "
-            "popularity,knn,ease,blend)."
+            "popularity,knn,blend)."
         ),
     ] = None,
     test: TestOpt = None,

@@ -149,7 +149,7 @@ def _print_study(result: Any) -> None:
 def report(
     dataset: DatasetOpt = None,
     models: Annotated[
-        str, typer.Option(help="Models to fit and compare (playlists: popularity,knn,ease,blend).")
+        str, typer.Option(help="Models to fit and compare (playlists: popularity,knn,blend).")
     ] = "popularity,als,ease,knn",
     test: TestOpt = None,
     param: ParamOpt = None,
