@@ -144,12 +144,20 @@ def test_cli_train_dispatches_a_slice_folder_to_the_playlist_pipeline(
             app,
             ["train", "-d", str(folder), "--models", "popularity,knn", "--param", "knn.k=50"],
         )
+        evaluated = CliRunner().invoke(app, ["evaluate", "-d", str(folder)])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert "knn per category" in result.output
     assert "first_5" in result.output and "all" in result.output
     assert "no champion yet" in result.output
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "tracks version champion" in evaluated.output
+    trained_all = [ln for ln in result.output.splitlines() if ln.strip().startswith("│ all")]
+    evaluated_all = [ln for ln in evaluated.output.splitlines() if ln.strip().startswith("│ all")]
+    assert trained_all and evaluated_all
+    # the registered champion, scored again from its bundle, gives the figures training saw
+    assert trained_all[-1].split("│")[3].split()[0] == evaluated_all[-1].split("│")[3].split()[0]
     bad = CliRunner().invoke(app, ["train", "-d", str(folder), "--models", "nope"])
     assert bad.exit_code != 0
 

@@ -321,7 +321,14 @@ def champion_report(
     loaded = registry.load_champion(folder)
     if loaded is None:
         return None
-    _, bundle = loaded
+    return bundle_report(loaded[1], prepared, config)
+
+
+def bundle_report(
+    bundle: ModelBundle, prepared: PlaylistPrepared, config: ContinuationConfig | None = None
+) -> ChallengeReport:
+    """A bundled tracks model on the prepared cases, through :func:`playlist_continuer`
+    (``config`` None: the one recorded in the bundle)."""
     continuer = playlist_continuer(bundle, config)
     to_bundle = bundle.items.rows(prepared.train.items.ids.tolist())
     from_bundle = prepared.train.items.rows(bundle.items.ids.tolist())

@@ -319,6 +319,11 @@ def evaluate_cmd(
     settings = settings_with(
         dataset=dataset, min_user_items=min_user_items, min_item_users=min_item_users
     )
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        evaluate_playlists(settings, version)
+        return
     registry = Registry(RegistryConfig.from_settings(settings))
     with stages(4) as say, tempfile.TemporaryDirectory() as tmp:
         bundle = ModelBundle.load(registry.download(version, Path(tmp)))
@@ -335,6 +340,48 @@ def evaluate_cmd(
     for key, values in sorted(metrics.items()):
         table.add_row(key, f"{values.mean():.4f}")
     console.print(table)
+
+
+def evaluate_playlists(settings: Settings, version: str) -> Any:
+    """A registered tracks version on the held-out playlists of a playlist source (the
+    pipeline's split: SETLIST_PLAYLIST_HOLDOUT, SETLIST_SEED), per category."""
+    import tempfile
+
+    from setlist.bundle import ModelBundle
+    from setlist.data.playlists import load_playlist_source
+    from setlist.pipeline_playlists import (
+        bundle_report,
+        prepare_playlists,
+        tracks_registry_config,
+    )
+    from setlist.registry import Registry
+
+    registry = Registry(tracks_registry_config(settings))
+    with stages(3) as say, tempfile.TemporaryDirectory() as tmp:
+        bundle = ModelBundle.load(registry.download(version, Path(tmp)))
+        say(f"loaded tracks version {version}")
+        dataset, report = load_playlist_source(settings.dataset, sources(settings))
+        prepared = prepare_playlists(
+            dataset, report, holdout=settings.playlist_holdout, seed=settings.seed
+        )
+        say("held out playlists")
+        result = bundle_report(bundle, prepared)
+        say("evaluated")
+    table = Table(
+        "category", "playlists", "R-prec [95% CI]", "NDCG [95% CI]", "clicks [95% CI]",
+        title=f"tracks version {version} on {settings.dataset}",
+    )  # fmt: skip
+    for row in result.table.iter_rows(named=True):
+        table.add_row(
+            row["category"],
+            str(row["n_playlists"]),
+            *(
+                f"{row[m]:.4f} [{row[m + '_low']:.4f}, {row[m + '_high']:.4f}]"
+                for m in ("r_precision", "ndcg", "clicks")
+            ),
+        )
+    console.print(table)
+    return result
 
 
 @models_app.command("list")
