@@ -24,6 +24,7 @@ from setlist.pipeline_playlists import (
     prepare_playlists,
     run_playlists,
     tracks_registry_config,
+    validation_split,
     write_demo_slices,
 )
 from setlist.registry import Registry
@@ -205,3 +206,28 @@ def test_cli_report_on_slices_writes_the_per_category_tables(
     text = out.read_text()
     assert "R-precision by category" in text and "<h2>knn</h2>" in text
     assert "title_first_5" in text or "first_5" in text
+
+
+def test_cli_tune_searches_on_validation_playlists_then_trains_the_tuned_blend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_slices(tmp_path / "mpd")
+    monkeypatch.setenv("SETLIST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SETLIST_PLAYLIST_HOLDOUT", "30")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["tune", "-d", str(folder), "--trials", "3"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "tuned on validation playlists (3 trials)" in result.output
+    assert "blend per category" in result.output and "no champion yet" in result.output
+
+
+def test_validation_split_never_holds_a_test_playlist(settings: Settings, tmp_path: Path) -> None:
+    prepared = _prepared(settings, write_slices(tmp_path / "mpd"))
+    val = validation_split(prepared, 15)
+    test_pids = {c.pid for c in prepared.challenge.cases} | set(prepared.challenge.skipped)
+    val_pids = {c.pid for c in val.challenge.cases} | {int(u) for u in val.train.users.ids}
+    assert val_pids == {int(u) for u in prepared.train.users.ids}
+    assert not val_pids & test_pids

@@ -519,3 +519,84 @@ def write_demo_slices(
         doc = {"info": {"generated_by": "setlist demo"}, "playlists": part}
         (folder / f"mpd.slice.{start}-{stop}.json").write_bytes(orjson.dumps(doc))
     return folder
+
+
+@dataclass
+class PlaylistTuning:
+    """What :func:`tune_playlists` found: the best blend weight and continuation config."""
+
+    blend_weight: float
+    config: ContinuationConfig
+    validation_r_precision: float
+    trials: int
+
+
+def validation_split(prepared: PlaylistPrepared, holdout: int) -> PlaylistPrepared:
+    """The training playlists alone, split again: ``holdout`` of them become validation cases.
+
+    Tuning looks only at these; the test playlists of ``prepared`` are never seen.
+    """
+    keep = [int(u) for u in prepared.train.users.ids]
+    ds = prepared.dataset
+    sub = replace(
+        ds,
+        playlists=ds.playlists.filter(pl.col("pid").is_in(keep)),
+        playlist_tracks=ds.playlist_tracks.filter(pl.col("pid").is_in(keep)),
+        store=None,
+    )
+    return prepare_playlists(sub, None, holdout=holdout, seed=prepared.seed + 1)
+
+
+def tune_playlists(
+    prepared: PlaylistPrepared,
+    spec: ModelSpec,
+    *,
+    trials: int = 12,
+    validation: int = 300,
+    progress: Progress | None = None,
+) -> PlaylistTuning:
+    """Optuna (TPE, seeded) over the blend's EASE weight and the continuation's title and
+    artist weights, on validation playlists drawn from the training playlists only.
+
+    The blend's members are fitted once on the validation split's training playlists; a trial
+    re-weights them (:meth:`~setlist.models.blend.BlendRecommender.from_fitted`) and scores
+    the validation cases, so a trial costs seconds, not a refit.
+    """
+    import optuna
+
+    from setlist.models.blend import BlendRecommender
+
+    say = progress or (lambda _msg: None)
+    if spec.kind != "blend":
+        raise DataError(f"playlist tuning searches a blend, got {spec.kind!r}", field="models")
+    val = validation_split(prepared, min(validation, max(1, prepared.train.shape[0] // 4)))
+    say("fitting the blend's members on the validation split")
+    blend, _ = fit_candidate(spec, val)
+    assert isinstance(blend, BlendRecommender)
+
+    def objective(trial: optuna.Trial) -> float:
+        w = trial.suggest_float("blend_weight", 0.3, 0.95)
+        config = ContinuationConfig(
+            title_weight=trial.suggest_float("title_weight", 0.0, 0.4),
+            artist_weight=trial.suggest_float("artist_weight", 0.0, 0.6),
+        )
+        model = BlendRecommender.from_fitted(blend.models_, [w, 1.0 - w], normalize="max")
+        report = evaluate_continuer(continuer_for(model, val, config), val, n_resamples=50)
+        say(f"trial {trial.number}: R-precision {category_mean(report, ALL, 'r_precision'):.4f}")
+        return category_mean(report, ALL, "r_precision")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=prepared.seed)
+    )
+    study.enqueue_trial({"blend_weight": 0.7, "title_weight": 0.1, "artist_weight": 0.2})
+    study.optimize(objective, n_trials=trials)
+    best = study.best_params
+    return PlaylistTuning(
+        blend_weight=float(best["blend_weight"]),
+        config=ContinuationConfig(
+            title_weight=float(best["title_weight"]), artist_weight=float(best["artist_weight"])
+        ),
+        validation_r_precision=float(study.best_value),
+        trials=len(study.trials),
+    )
