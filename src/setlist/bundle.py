@@ -39,6 +39,7 @@ from setlist.models.base import Recommender, load_model
 if TYPE_CHECKING:
     from setlist.config import IndexConfig
     from setlist.index.base import VectorIndex
+    from setlist.models.continuation import ContinuationConfig, Continuer
 
 BUNDLE_FORMAT = 1
 ATTR_PREFIX = "attr_"  # bundle.npz arrays of item attributes
@@ -376,3 +377,41 @@ def tag_matrix(
     )
     csr.sum_duplicates()
     return csr, names
+
+
+def playlist_continuer(bundle: ModelBundle, config: ContinuationConfig | None = None) -> Continuer:
+    """The :class:`Continuer` of a playlist catalogue's bundle, as the challenge evaluated it.
+
+    The title model is rebuilt from the bundle's *training* playlists (its users, with their
+    names from the playlist table; a playlist the table lacks gets no name), so held-out
+    playlists kept in the table never vote; the artist back-off uses the ``artist`` attribute
+    and the bundle's popularity. ``config`` defaults to the one recorded in the metadata
+    (``extra["continuation"]``), else :class:`ContinuationConfig`'s defaults.
+    """
+    from setlist.models.continuation import ContinuationConfig, Continuer
+    from setlist.models.title import TitleModel
+
+    if config is None:
+        recorded = bundle.meta.extra.get("continuation")
+        config = (
+            ContinuationConfig.from_params(recorded)
+            if isinstance(recorded, dict)
+            else ContinuationConfig()
+        )
+    title = None
+    if bundle.playlists is not None and len(bundle.users):
+        names = dict(
+            zip(
+                bundle.playlists.get_column("pid").to_list(),
+                bundle.playlists.get_column("name").to_list(),
+                strict=True,
+            )
+        )
+        title = TitleModel([names.get(str(u)) or "" for u in bundle.users.ids], bundle.seen)
+    return Continuer(
+        bundle.model,
+        title,
+        config,
+        item_artists=bundle.item_attributes.get("artist"),
+        popularity=bundle.popularity,
+    )

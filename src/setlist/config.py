@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     min_item_users: int = Field(default=3, ge=1, description="Keep items with this many users.")
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Per-user test share.")
     seed: int = Field(default=0, description="Seed for splits and models.")
+    playlist_holdout: int = Field(
+        default=500, ge=1, description="Playlists held out as challenge test cases (by pid)."
+    )
     weighting: Weighting = Field(default="log1p", description="Confidence weighting scheme.")
     alpha: float = Field(default=5.0, gt=0, description="Confidence scale for the weighting.")
     factors: int = Field(default=128, ge=1, le=4096, description="ALS latent factors.")

@@ -56,3 +56,20 @@ def test_config_and_shapes_are_checked() -> None:
     wrong = TitleModel(["a"], sp.csr_matrix((1, 3), dtype=np.float32))
     with pytest.raises(ModelError, match="covers 3 items"):
         Continuer(model, wrong)
+
+
+def test_artist_back_off_lifts_tracks_by_the_seeds_artists() -> None:
+    csr = sp.csr_matrix(ROWS)
+    model = ItemKNNRecommender().fit(csr)
+    artists = np.array(["a", "b", "b", "c"])
+    off = Continuer(model, None, ContinuationConfig(artist_weight=0.0), item_artists=artists)
+    on = Continuer(model, None, ContinuationConfig(artist_weight=1.0), item_artists=artists)
+    seeds = np.array([1])  # by artist b, like item 2, which never shares a playlist with it
+    plain, _ = off.scores(seeds, None) or (None, "")
+    lifted, _ = on.scores(seeds, None) or (None, "")
+    assert plain is not None and lifted is not None
+    assert plain[2] == 0.0 and lifted[2] > lifted[3]
+    config = ContinuationConfig(title_weight=0.3, artist_weight=0.5)
+    assert ContinuationConfig.from_params(config.as_params()) == config
+    with pytest.raises(ModelError, match="item_artists has 2 entries for 4 items"):
+        Continuer(model, None, item_artists=np.array(["a", "b"]))

@@ -145,7 +145,13 @@ def print_result(result: Any) -> None:
 @app.command()
 def train(
     dataset: DatasetOpt = None,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,als",
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated models (default popularity,als; for playlists "
+            "popularity,knn,blend)."
+        ),
+    ] = None,
     test: TestOpt = None,
     param: ParamOpt = None,
     factors: Annotated[int | None, typer.Option(min=1, max=4096)] = None,
@@ -183,7 +189,102 @@ def train(
         test_fraction=test_fraction,
         seed=seed,
     )
-    _train(settings, settings.dataset, models, test, register, on_bad_rows, param, with_events)
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        train_playlists(settings, settings.dataset, models, register, on_bad_rows, param)
+        return
+    _train(
+        settings, settings.dataset, models or "popularity,als", test, register, on_bad_rows,
+        param, with_events,
+    )  # fmt: skip
+
+
+def train_playlists(
+    settings: Settings,
+    source: str,
+    models: str | None,
+    register: bool,
+    on_bad_rows: str = "fail",
+    params: list[str] | None = None,
+) -> Any:
+    """The playlist pipeline (:mod:`setlist.pipeline_playlists`) for a playlist source."""
+    from setlist.data.playlists import load_playlist_source
+    from setlist.models.specs import parse_kinds, parse_overrides
+    from setlist.pipeline_playlists import (
+        DEFAULT_MODELS,
+        playlist_specs,
+        prepare_playlists,
+        run_playlists,
+        tracks_registry_config,
+    )
+
+    kinds = parse_kinds(models or DEFAULT_MODELS)
+    specs = playlist_specs(kinds, parse_overrides(params or []))
+    with stages(3 + 2 * len(specs) + (2 if register else 0)) as say:
+        say(f"loading {source}")
+        dataset, report = load_playlist_source(
+            source,
+            sources(settings),
+            on_bad_rows=check_bad_rows(on_bad_rows),
+            quarantine_dir=settings.home / "quarantine",
+        )
+        say("holding out playlists")
+        prepared = prepare_playlists(
+            dataset, report, holdout=settings.playlist_holdout, seed=settings.seed
+        )
+        registry = None
+        if register:
+            from setlist.registry import Registry
+
+            registry = Registry(tracks_registry_config(settings))
+        result = run_playlists(prepared, specs, registry, say)
+    print_playlist_result(result)
+    return result
+
+
+def print_playlist_result(result: Any) -> None:
+    p = result.prepared
+    console.print(
+        f"[bold]{p.dataset.name}[/bold]: {p.train.shape[0]:,} training playlists x "
+        f"{p.train.shape[1]:,} tracks; {len(p.challenge.cases):,} held-out test playlists "
+        f"({len(p.challenge.skipped)} too short)"
+    )
+    summary = Table(
+        "model", "R-prec", "NDCG", "clicks", "fit s", "peak MiB", "version", "champion",
+        title="candidates (all test playlists)",
+    )  # fmt: skip
+    for c in result.candidates:
+        m = c.metrics()
+        summary.add_row(
+            c.kind,
+            f"{m['r_precision']:.4f}",
+            f"{m['ndcg']:.4f}",
+            f"{m['clicks']:.2f}",
+            f"{c.usage.seconds:.1f}",
+            f"{c.usage.peak_rss_mb:,.0f}",
+            c.version.version if c.version else "-",
+            "yes" if c.decision and c.decision.promoted else "no",
+        )
+    console.print(summary)
+    if result.best is not None:
+        table = Table(
+            "category", "playlists", "R-prec [95% CI]", "NDCG [95% CI]", "clicks [95% CI]",
+            title=f"{result.best.kind} per category",
+        )  # fmt: skip
+        for row in result.best.report.table.iter_rows(named=True):
+            table.add_row(
+                row["category"],
+                str(row["n_playlists"]),
+                *(
+                    f"{row[m]:.4f} [{row[m + '_low']:.4f}, {row[m + '_high']:.4f}]"
+                    for m in ("r_precision", "ndcg", "clicks")
+                ),
+            )
+        console.print(table)
+        if result.best.decision is not None:
+            d = result.best.decision
+            console.print(f"gate, {result.best.kind} v{d.candidate.version}: {d.reason}")
 
 
 def _weighting(value: str | None) -> str | None:
@@ -218,6 +319,11 @@ def evaluate_cmd(
     settings = settings_with(
         dataset=dataset, min_user_items=min_user_items, min_item_users=min_item_users
     )
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        evaluate_playlists(settings, version)
+        return
     registry = Registry(RegistryConfig.from_settings(settings))
     with stages(4) as say, tempfile.TemporaryDirectory() as tmp:
         bundle = ModelBundle.load(registry.download(version, Path(tmp)))
@@ -234,6 +340,48 @@ def evaluate_cmd(
     for key, values in sorted(metrics.items()):
         table.add_row(key, f"{values.mean():.4f}")
     console.print(table)
+
+
+def evaluate_playlists(settings: Settings, version: str) -> Any:
+    """A registered tracks version on the held-out playlists of a playlist source (the
+    pipeline's split: SETLIST_PLAYLIST_HOLDOUT, SETLIST_SEED), per category."""
+    import tempfile
+
+    from setlist.bundle import ModelBundle
+    from setlist.data.playlists import load_playlist_source
+    from setlist.pipeline_playlists import (
+        bundle_report,
+        prepare_playlists,
+        tracks_registry_config,
+    )
+    from setlist.registry import Registry
+
+    registry = Registry(tracks_registry_config(settings))
+    with stages(3) as say, tempfile.TemporaryDirectory() as tmp:
+        bundle = ModelBundle.load(registry.download(version, Path(tmp)))
+        say(f"loaded tracks version {version}")
+        dataset, report = load_playlist_source(settings.dataset, sources(settings))
+        prepared = prepare_playlists(
+            dataset, report, holdout=settings.playlist_holdout, seed=settings.seed
+        )
+        say("held out playlists")
+        result = bundle_report(bundle, prepared)
+        say("evaluated")
+    table = Table(
+        "category", "playlists", "R-prec [95% CI]", "NDCG [95% CI]", "clicks [95% CI]",
+        title=f"tracks version {version} on {settings.dataset}",
+    )  # fmt: skip
+    for row in result.table.iter_rows(named=True):
+        table.add_row(
+            row["category"],
+            str(row["n_playlists"]),
+            *(
+                f"{row[m]:.4f} [{row[m + '_low']:.4f}, {row[m + '_high']:.4f}]"
+                for m in ("r_precision", "ndcg", "clicks")
+            ),
+        )
+    console.print(table)
+    return result
 
 
 @models_app.command("list")
@@ -269,13 +417,22 @@ def models_list() -> None:
 def demo(
     dataset: DatasetOpt = None,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve afterwards.")] = True,
+    tracks: Annotated[
+        bool, typer.Option("--tracks/--no-tracks", help="Also train the tracks catalogue.")
+    ] = True,
 ) -> None:
     """Fetch, validate, train popularity and ALS, evaluate, register, promote, then serve.
 
+    With --tracks (the default) the tracks catalogue is trained too, through the playlist
+    pipeline: on spotify-mpd where the mirror has it, else on a small synthetic MPD written
+    under the home folder (popularity and the blend; the references are left to the
+    benchmark to keep the demo short).
     Examples: setlist demo; setlist demo --no-serve -d synthetic:small
     """
     settings = settings_with(dataset=dataset)
     result = _train(settings, settings.dataset, "popularity,als", None, True)
+    if tracks:
+        _demo_tracks(settings)
     base = f"http://{settings.host}:{settings.port}"
     users = result.prepared.train.users
     sample = users.ids[0] if len(users) else "unknown"
@@ -286,3 +443,17 @@ def demo(
         from setlist.cli.serve import serve_forever
 
         serve_forever(settings)
+
+
+def _demo_tracks(settings: Settings) -> None:
+    """The tracks catalogue for the demo: the real MPD subset if mirrored, else synthetic."""
+    from setlist.pipeline_playlists import write_demo_slices
+
+    mirror = settings.data_mirror
+    if mirror is not None and (mirror / "spotify-mpd-subset").is_dir():
+        source, demo_settings = "spotify-mpd", settings
+    else:
+        source = str(write_demo_slices(settings.home / "demo-mpd"))
+        demo_settings = settings.model_copy(update={"playlist_holdout": 150})
+    console.print(f"tracks catalogue from {source}")
+    train_playlists(demo_settings, source, "popularity,blend", True)

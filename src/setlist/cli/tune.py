@@ -71,6 +71,11 @@ def tune(
         test_fraction=test_fraction,
         seed=seed,
     )
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        _tune_playlists(settings, trials or 12, register, param)
+        return
     kinds = parse_kinds(models)
     overrides = parse_overrides(param or [])
     tunable = [k for k in kinds if model_class(k).tunable]
@@ -148,9 +153,9 @@ def _print_study(result: Any) -> None:
 @app.command()
 def report(
     dataset: DatasetOpt = None,
-    models: Annotated[str, typer.Option(help="Models to fit and compare.")] = (
-        "popularity,als,ease,knn"
-    ),
+    models: Annotated[
+        str, typer.Option(help="Models to fit and compare (playlists: popularity,knn,blend).")
+    ] = "popularity,als,ease,knn",
     test: TestOpt = None,
     param: ParamOpt = None,
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("setlist-report.html"),
@@ -181,6 +186,11 @@ def report(
         test_fraction=test_fraction,
         seed=seed,
     )
+    from setlist.data.playlists import is_playlist_source
+
+    if is_playlist_source(settings.dataset):
+        _playlist_report(settings, None if models == _REPORT_MODELS else models, param, out)
+        return
     specs = model_specs(models, param, settings)
     bounds = _bounds(activity)
     with stages(3 + len(specs)) as say:
@@ -194,6 +204,70 @@ def report(
     for e in entries:
         i = e.intervals["ndcg@10"]
         console.print(f"{e.name}: NDCG@10 {i.mean:.4f} [{i.low:.4f}, {i.high:.4f}]")
+    console.print(f"report: {out.resolve()}")
+
+
+_REPORT_MODELS = "popularity,als,ease,knn"
+
+
+def _tune_playlists(settings: Any, trials: int, register: bool, param: list[str] | None) -> None:
+    """``setlist tune`` on a playlist source: the blend's weight and the continuation's title
+    and artist weights tuned on validation playlists drawn from the training playlists, then
+    the tuned blend trained, evaluated on the test playlists and (with --register) gated."""
+    from setlist.cli.common import sources
+    from setlist.cli.train import print_playlist_result
+    from setlist.data.playlists import load_playlist_source
+    from setlist.models.specs import parse_overrides
+    from setlist.pipeline_playlists import (
+        playlist_specs,
+        prepare_playlists,
+        run_playlists,
+        tracks_registry_config,
+        tune_playlists,
+    )
+
+    overrides = parse_overrides(param or [])
+    spec = playlist_specs(["blend"], overrides)[0]
+    with stages(5 + trials) as say:
+        say(f"loading {settings.dataset}")
+        dataset, report = load_playlist_source(settings.dataset, sources(settings))
+        prepared = prepare_playlists(
+            dataset, report, holdout=settings.playlist_holdout, seed=settings.seed
+        )
+        tuning = tune_playlists(prepared, spec, trials=trials, progress=say)
+        w = tuning.blend_weight
+        tuned = playlist_specs(
+            ["blend"], {"blend": {**overrides.get("blend", {}), "weights": [w, 1.0 - w]}}
+        )
+        registry = None
+        if register:
+            from setlist.registry import Registry
+
+            registry = Registry(tracks_registry_config(settings))
+        result = run_playlists(prepared, tuned, registry, say, tuning.config)
+    console.print(
+        f"tuned on validation playlists ({tuning.trials} trials): blend weight {w:.3f}, "
+        f"{tuning.config}, validation R-precision {tuning.validation_r_precision:.4f}"
+    )
+    print_playlist_result(result)
+
+
+def _playlist_report(settings: Any, models: str | None, param: list[str] | None, out: Path) -> None:
+    """``setlist report`` on a playlist source: the challenge's per-category tables per model."""
+    from setlist.cli.train import train_playlists
+    from setlist.evaluate.report import render_challenge_html
+
+    result = train_playlists(settings, settings.dataset, models, False, "fail", param)
+    tables = {c.kind: c.report.table for c in result.candidates}
+    p = result.prepared
+    context = {
+        "dataset": p.dataset.name,
+        "training playlists": p.train.shape[0],
+        "test playlists": len(p.challenge.cases),
+        "seed": p.seed,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_challenge_html(tables, context), encoding="utf-8")
     console.print(f"report: {out.resolve()}")
 
 

@@ -13,13 +13,14 @@ import base64
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 import scipy.sparse as sp
 
 from setlist.evaluate.beyond import (
@@ -274,3 +275,48 @@ def _activity_plot(entries: Sequence[ReportEntry]) -> bytes:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return _png(fig)
+
+
+def render_challenge_html(
+    tables: Mapping[str, pl.DataFrame], context: dict[str, Any], k: int = 500
+) -> str:
+    """The playlist report: per model, the challenge's per-category table (R-precision, NDCG,
+    clicks with bootstrap intervals; see :func:`setlist.evaluate.playlist_challenge.
+    challenge_table`), and one table of R-precision model x category."""
+    title = f"setlist playlist continuation report: {context.get('dataset', '')}"
+    parts = [f"<h1>{_e(title)}</h1>", f"<p>{_e(_context_line(context))}</p>"]
+    names = list(tables)
+    if names:
+        cats = tables[names[0]].get_column("category").to_list()
+        rows = []
+        for name in names:
+            values = dict(
+                zip(
+                    tables[name]["category"].to_list(),
+                    tables[name]["r_precision"].to_list(),
+                    strict=True,
+                )
+            )
+            rows.append([name, *(_fmt(values.get(c)) for c in cats)])
+        parts += [f"<h2>R-precision by category (k={k})</h2>", _table(["model", *cats], rows)]
+    for name in names:
+        rows = []
+        for row in tables[name].iter_rows(named=True):
+            rows.append(
+                [
+                    str(row["category"]),
+                    str(row["n_playlists"]),
+                    *(
+                        f"{_fmt(row[m])} [{_fmt(row[m + '_low'])}, {_fmt(row[m + '_high'])}]"
+                        for m in ("r_precision", "ndcg", "clicks")
+                    ),
+                ]
+            )
+        header = ["category", "playlists", "R-precision [95% CI]", "NDCG [95% CI]",
+                  "clicks [95% CI]"]  # fmt: skip
+        parts += [f"<h2>{_e(name)}</h2>", _table(header, rows)]
+    body = "\n".join(parts)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
+    )
