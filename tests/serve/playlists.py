@@ -12,6 +12,9 @@ from setlist.bundle import PLAYLIST_COLUMNS, ModelBundle
 from setlist.bundle_meta import BundleMeta
 from setlist.data.schema import INTERACTION_SCHEMA, ITEM_SCHEMA
 from setlist.matrix import build_matrix
+from setlist.models.als import ALSRecommender
+from setlist.models.base import Recommender
+from setlist.models.ease import EASERecommender
 from setlist.models.knn import ItemKNNRecommender
 
 # Track id -> (name, artist name).
@@ -48,7 +51,15 @@ def playlist_table() -> pl.DataFrame:
     )
 
 
-def playlist_bundle(catalogue: str = "tracks") -> ModelBundle:
+def _model(kind: str) -> Recommender:
+    if kind == "als":
+        return ALSRecommender(factors=3, iterations=5, seed=0, threads=1)
+    if kind == "ease":
+        return EASERecommender(l2=1.0)
+    return ItemKNNRecommender()
+
+
+def playlist_bundle(catalogue: str = "tracks", kind: str = "itemknn") -> ModelBundle:
     pairs = [(pid, track) for pid, (_, _, tracks) in PLAYLISTS.items() for track in tracks]
     frame = pl.DataFrame(
         {
@@ -60,7 +71,7 @@ def playlist_bundle(catalogue: str = "tracks") -> ModelBundle:
         schema=INTERACTION_SCHEMA,
     )
     train = build_matrix(frame)
-    model = ItemKNNRecommender().fit((train.csr > 0).astype(np.float32))
+    model = _model(kind).fit((train.csr > 0).astype(np.float32))
     meta = pl.DataFrame(
         {
             "item": list(TRACKS),
@@ -73,7 +84,7 @@ def playlist_bundle(catalogue: str = "tracks") -> ModelBundle:
         model,
         train,
         meta,
-        BundleMeta(model_type="itemknn", catalogue=catalogue, data_fingerprint="p"),
+        BundleMeta(model_type=kind, catalogue=catalogue, data_fingerprint="p"),
         playlists=playlist_table(),
     )
     artist = {track: a for track, (_, a) in TRACKS.items()}
@@ -83,6 +94,6 @@ def playlist_bundle(catalogue: str = "tracks") -> ModelBundle:
     return bundle
 
 
-def save_playlist_bundle(path: Path, catalogue: str = "tracks") -> Path:
-    playlist_bundle(catalogue).save(path)
+def save_playlist_bundle(path: Path, catalogue: str = "tracks", kind: str = "itemknn") -> Path:
+    playlist_bundle(catalogue, kind).save(path)
     return path

@@ -178,3 +178,160 @@ def test_answers_are_counted_under_the_tracks_catalogue(both: TestClient) -> Non
     before = count()
     _continue(both, tracks=["spotify:track:r1"])
     assert count() == before + 1
+
+
+@pytest.mark.parametrize("kind", ["als", "ease"])
+def test_other_models_continue_and_explain(kind: str, tmp_path: Path) -> None:
+    folder = save_playlist_bundle(tmp_path / "bundle", kind=kind)
+    app = create_app(make_settings(tmp_path / "home"), {"tracks": folder})
+    seeds = ["spotify:track:j1", "spotify:track:j2"]
+    with TestClient(app) as client:
+        body = _continue(client, tracks=seeds, name="jazz", k=6)
+    assert body["strategy"] == "seeds_title"
+    ids = _ids(body)
+    assert len(ids) == len(set(ids)) == 6 and not set(seeds) & set(ids)
+    assert set(ids) == set(_expected(ModelBundle.load(folder), seeds, "jazz", 6))
+    reasons = [r for i in body["items"] for r in i["because"] if r["kind"] == "seed"]
+    assert reasons and {r["item_id"] for r in reasons} <= set(seeds)
+    assert all(r["contribution"] > 0 for r in reasons)
+
+
+def test_a_failing_model_degrades_to_popular(
+    both: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setlist.models.continuation import Continuer as Real
+
+    def broken(self: Real, *_: object) -> None:
+        raise ArithmeticError("boom")
+
+    monkeypatch.setattr(Real, "scores", broken)
+    body = _continue(both, tracks=["spotify:track:p1"], k=3)
+    assert body["strategy"] == "popular"
+    assert "spotify:track:p1" not in _ids(body) and len(_ids(body)) == 3
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def _error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tracks": ["spotify:track:r1"], "color": "red"}, "color"),
+        ({"k": 0}, "k"),
+        ({"k": 501}, "k"),
+        ({"k": "ten"}, "k"),
+        ({"tracks": [f"spotify:track:{i}" for i in range(1001)]}, "tracks"),
+        ({"tracks": [3]}, "tracks.0"),
+        ({"tracks": "spotify:track:r1"}, "tracks"),
+        ({"tracks": ["ok", ""]}, "tracks.1"),
+        ({"tracks": ["a\x00b"]}, "tracks.0"),
+        ({"name": "sum\x00mer"}, "name"),
+        ({"name": 7}, "name"),
+        ({"exclude": [None]}, "exclude.0"),
+    ],
+)
+def test_bad_bodies_are_a_422_naming_the_field(both: TestClient, body: Any, field: str) -> None:
+    error = _error(both.post(CONTINUE, json=body), 422)
+    assert (error["code"], error["field"]) == ("validation", field)
+
+
+def test_a_lone_surrogate_is_refused_and_echoed_escaped(both: TestClient) -> None:
+    raw = b'{"tracks": ["spotify:track:\\ud800"]}'  # valid JSON, not valid Unicode text
+    response = both.post(CONTINUE, content=raw, headers={"content-type": "application/json"})
+    error = _error(response, 422)
+    assert error["field"] == "tracks.0" and "\\ud800" in error["value"]
+
+
+def test_a_body_that_is_not_json_is_a_4xx_naming_the_body(both: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    error = _error(both.post(CONTINUE, content=b"{nope", headers=headers), 422)
+    assert (error["code"], error["field"]) == ("validation", "body")
+    # Bytes that are not UTF-8 fail before JSON parsing: 400, also naming the body.
+    error = _error(both.post(CONTINUE, content=b'{"name": "\xff"}', headers=headers), 400)
+    assert (error["code"], error["field"]) == ("bad_request", "body")
+
+
+@pytest.mark.parametrize("path", [CONTINUE, "/v1/catalogues/tracks/recommendations"])
+def test_bodies_over_the_size_limit_are_a_413(
+    bundle_dir: Path, playlists_dir: Path, tmp_path: Path, path: str
+) -> None:
+    settings = make_settings(tmp_path, max_body_bytes=2048)
+    app = create_app(settings, {"artists": bundle_dir, "tracks": playlists_dir})
+    tracks = [f"spotify:track:{i:06d}" for i in range(200)]  # about 4 KiB of JSON
+    with TestClient(app) as client:
+        error = _error(client.post(path, json={"tracks": tracks, "seeds": tracks}), 413)
+        assert (error["code"], error["field"]) == ("too_large", "body")
+        # The same request under the limit is answered (or refused for its content, not size).
+        small = client.post(
+            path,
+            json={"seeds": ["spotify:track:r1"]}
+            if "catalogues" in path
+            else {"tracks": ["spotify:track:r1"]},
+        )
+        assert small.status_code == 200
+
+
+# ----------------------------------------------------------------- which catalogues are served
+
+
+def test_tracks_alone(playlists_dir: Path, tmp_path: Path) -> None:
+    """No artists champion: ready with tracks; artists routes 503 naming artists."""
+    with TestClient(create_app(make_settings(tmp_path), {"tracks": playlists_dir})) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 200
+        listed = {c["name"]: c["ready"] for c in ready.json()["catalogues"]}
+        assert listed == {"artists": False, "tracks": True}
+        assert _continue(client, tracks=["spotify:track:r1"])["items"]
+        missing = _error(client.get("/v1/users/u1/recommendations"), 503)
+        assert "'artists' catalogue" in missing["message"]
+        assert client.get("/v1/tracks/search", params={"q": "rock"}).status_code == 200
+
+
+def test_artists_alone(bundle_dir: Path, tmp_path: Path) -> None:
+    """No tracks catalogue: the playlist routes are a 404 naming it; artists answer."""
+    with TestClient(create_app(make_settings(tmp_path), bundle_dir)) as client:
+        assert client.get("/ready").status_code == 200
+        assert client.get("/v1/users/u1/recommendations").status_code == 200
+        for method, path in [
+            ("POST", CONTINUE),
+            ("GET", "/v1/playlists/100"),
+            ("GET", "/v1/tracks/search"),
+        ]:
+            error = _error(client.request(method, path, json={}), 404)
+            assert error["field"] == "catalogue" and "'tracks'" in error["message"]
+
+
+def test_both_answer_each_from_its_own_model(both: TestClient) -> None:
+    assert {c["name"]: c["ready"] for c in both.get("/ready").json()["catalogues"]} == {
+        "artists": True,
+        "tracks": True,
+    }
+    assert both.get("/v1/users/u1/recommendations").status_code == 200
+    assert set(_ids(_continue(both, name="rock"))) <= set(TRACKS)
+
+
+def test_tracks_served_without_a_model_is_a_503_naming_it(bundle_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, catalogues="artists,tracks")
+    with TestClient(create_app(settings, bundle_dir)) as client:
+        assert client.get("/ready").status_code == 200  # artists is loaded
+        for method, path in [
+            ("POST", CONTINUE),
+            ("GET", "/v1/playlists/100"),
+            ("GET", "/v1/tracks/search"),
+        ]:
+            error = _error(client.request(method, path, json={}), 503)
+            assert "'tracks' catalogue" in error["message"], path
+
+
+def test_nothing_loaded_is_not_ready_and_names_every_catalogue(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, catalogues="artists,tracks")
+    with TestClient(create_app(settings)) as client:
+        error = _error(client.get("/ready"), 503)
+        assert "'artists' catalogue" in error["message"]
+        assert "'tracks' catalogue" in error["message"]

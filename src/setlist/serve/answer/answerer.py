@@ -109,11 +109,17 @@ class Answerer:
         return _with(recs, unknown_seeds=tuple(unknown))
 
     def continue_playlist(
-        self, tracks: tuple[str, ...], name: str | None, query: Query, version: str
+        self,
+        tracks: tuple[str, ...],
+        name: str | None,
+        query: Query,
+        version: str,
+        model: bool = True,
     ) -> Recommendations:
-        """The tracks that continue a new playlist (see :mod:`setlist.serve.answer.playlists`)."""
+        """The tracks that continue a new playlist (see :mod:`setlist.serve.answer.playlists`);
+        ``model`` False: the popular tracks (after a model failure), seeds still left out."""
         excluded = self._excluded(query.exclude)
-        return self.playlists.answer(tracks, name, query, version, self.named, excluded)
+        return self.playlists.answer(tracks, name, query, version, self.named, excluded, model)
 
     def nobody(self, query: Query, version: str) -> Recommendations | str:
         """A request naming no listener: a mood's best artists, else on down the chain."""

@@ -115,13 +115,14 @@ class PlaylistAnswers:
         version: str,
         named: Namer,
         excluded_by_caller: IntArray,
+        model: bool = True,
     ) -> Recommendations:
         from setlist.serve.answer.state import Recommendations
 
         seeds, unknown = self.resolve(tracks)
         excluded = np.concatenate([seeds, excluded_by_caller])
         name = name.strip() if name else None
-        scored = self.continuer.scores(seeds, name)
+        scored = self.continuer.scores(seeds, name) if model else None
         if scored is None:
             pop = self.bundle.popularity
             order = np.argsort(-pop, kind="stable").astype(np.int64)
@@ -129,7 +130,7 @@ class PlaylistAnswers:
             rows = order[:fetch]
             ranked = self.ranker.rank_scored(rows, pop[rows], query.k, excluded)
             items = named(ranked.rows, ranked.scores, None, -1)
-            reason = "no_seeds_or_title"
+            reason = "no_seeds_or_title" if model else "model_error"
             return Recommendations(
                 None, version, POPULAR, items, reason, None, unknown_seeds=tuple(unknown)
             )

@@ -195,9 +195,14 @@ class ModelState:
         self.check_mood(ask.mood)
         answerer = self._answerer()
         if ask.continuation:
-            recs = answerer.continue_playlist(
-                ask.playlist_tracks, ask.playlist_name, query, info.version
-            )
+            tracks, name = ask.playlist_tracks, ask.playlist_name
+            try:
+                recs = answerer.continue_playlist(tracks, name, query, info.version)
+            except (ValidationError, UnavailableError):
+                raise
+            except Exception:  # a model failure degrades the answer to popular, never a 500
+                log.exception("model %s failed to continue a playlist", info.version)
+                recs = answerer.continue_playlist(tracks, name, query, info.version, model=False)
             return _shown(recs, ask)
         personal: Callable[[], Recommendations | str]
         user_id = ask.user_id

@@ -88,6 +88,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def _describe(err: Any) -> dict[str, Any]:
     """One pydantic error as {field, message, value}, the value cut to a sane length."""
     loc = [str(part) for part in err.get("loc", ()) if part not in ("path", "query", "body")]
+    if err.get("type") == "json_invalid":  # loc is ("body", offset): the body is at fault
+        loc = ["body"]
     out: dict[str, Any] = {
         "field": ".".join(loc) or None,
         "message": str(err.get("msg", "invalid value")),

@@ -68,6 +68,8 @@ def continue_playlist(body: ContinueIn, request: Request, service: ServiceDep) -
         playlist_tracks=tuple(body.tracks),
     )
     recs = state.answer(ask)
+    if recs.fallback_reason is not None:
+        service.metrics.fell_back(recs.fallback_reason, arm.name, serving.name)
     service.metrics.answered(arm.name, state.bundle, recs.strategy, None, recs.items, serving.name)
     items = [
         ContinueItemPublic(
