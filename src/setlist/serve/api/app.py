@@ -7,7 +7,8 @@ models once, at start-up, in a worker thread: for each catalogue served (artists
 catalogue's registered model (the champion by default) or the given bundle folder, then watches
 the registry for new versions (hot-swap, see :mod:`setlist.serve.runtime.loading`). When nothing
 can be loaded the app still starts: ``/health`` answers 200, ``/ready`` and the recommendation
-routes answer 503 with ``Retry-After``.
+routes answer 503 with ``Retry-After``. A catalogue without a model answers 503 naming it on its
+own routes only; ``/ready`` is 200 once any catalogue is loaded.
 """
 
 from __future__ import annotations

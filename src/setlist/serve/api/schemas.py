@@ -195,7 +195,7 @@ class ReadyPublic(BaseModel):
     status: str
     model_version: str
     catalogues: list[CataloguePublic] = Field(
-        default_factory=list, description="Every catalogue served (ready once artists is)."
+        default_factory=list, description="Every catalogue served (ready once any one is)."
     )
 
 
