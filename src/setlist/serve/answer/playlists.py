@@ -87,6 +87,8 @@ class PlaylistAnswers:
         self.can_explain = type(bundle.model).explain is not Recommender.explain
         self._item_playlists: sp.csr_matrix | None = None  # items x playlists, built on first use
         self._lock = threading.Lock()
+        # Most popular first (ties by row), once: the fallback never sorts per request.
+        self.popular_rows = np.argsort(-bundle.popularity, kind="stable").astype(np.int64)
 
     @property
     def has_playlists(self) -> bool:
@@ -124,8 +126,7 @@ class PlaylistAnswers:
         name = name.strip() if name else None
         scored = self.continuer.scores(seeds, name) if model else None
         if scored is None:
-            pop = self.bundle.popularity
-            order = np.argsort(-pop, kind="stable").astype(np.int64)
+            pop, order = self.bundle.popularity, self.popular_rows
             fetch = min(len(order), 3 * query.k + len(excluded) + 16)
             rows = order[:fetch]
             ranked = self.ranker.rank_scored(rows, pop[rows], query.k, excluded)
