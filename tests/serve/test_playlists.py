@@ -204,10 +204,17 @@ def test_a_failing_model_degrades_to_popular(
     def broken(self: Real, *_: object) -> None:
         raise ArithmeticError("boom")
 
+    def failures() -> float:
+        text = both.get("/metrics").text
+        name = "setlist_recommendation_fallbacks_total"
+        return total(text, name, catalogue="tracks", reason="model_error")
+
+    before = failures()
     monkeypatch.setattr(Real, "scores", broken)
     body = _continue(both, tracks=["spotify:track:p1"], k=3)
     assert body["strategy"] == "popular"
     assert "spotify:track:p1" not in _ids(body) and len(_ids(body)) == 3
+    assert failures() == before + 1
 
 
 # ----------------------------------------------------------------- bad input
