@@ -4,9 +4,10 @@ A catalogue is a kind of item with its own ids, names, links and attributes (a t
 its own trained model and its own registered model in the registry. It is a concept of its own
 so that serving, routes and metrics can say which kind of item they answer with, instead of
 assuming artists. ``artists`` is the catalogue served before catalogues existed: it is always
-served, from ``settings.model_name``, and the routes without a catalogue in their path answer
-from it. Further catalogues are declared with ``SETLIST_CATALOGUES`` (see
-:func:`served_catalogues`).
+listed, from ``settings.model_name``, and the routes without a catalogue in their path answer
+from it (503 naming it when it has no champion; the other catalogues still answer). The
+playlist routes answer from ``tracks``. Further catalogues are declared with
+``SETLIST_CATALOGUES`` (see :func:`served_catalogues`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from setlist.config import Settings
 from setlist.errors import ConfigError
 
 DEFAULT_CATALOGUE = "artists"
+TRACKS_CATALOGUE = "tracks"  # the catalogue the playlist routes answer from
 CATALOGUE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Nouns and links of the catalogues setlist knows; others take their name less a final "s".
 _KNOWN: dict[str, tuple[str, str]] = {
@@ -59,6 +61,12 @@ def served_catalogues(settings: Settings, also: Iterable[str] = ()) -> tuple[Cat
     ``settings.model_name`` unless named otherwise; another catalogue without a registered model
     is served from ``{model_name}-{name}``. ``artists`` is served even when not listed, and so
     is each catalogue named in ``also`` (those given a bundle folder).
+
+    ``artists`` stays listed because the routes without a catalogue in their path answer from
+    it; it no longer holds a service back: a catalogue whose champion (or folder) is missing
+    answers 503 naming it on its own routes, and the service is ready once any catalogue is
+    (``setlist serve --bundle tracks=DIR`` serves tracks alone, with ``SETLIST_CATALOGUES``
+    ``artists,tracks`` both from the registry).
     """
     found: dict[str, Catalogue] = {}
     listed = [p.strip() for p in settings.catalogues.split(",")]

@@ -176,8 +176,9 @@ class Settings(BaseSettings):
     model_name: str = Field(default="setlist", description="MLflow registered model name.")
     catalogues: str = Field(
         default="artists",
-        description="Catalogues served, name[=registered-model],...; artists is always served "
-        "(from model_name), others default to model_name-name.",
+        description="Catalogues served, name[=registered-model],...; artists is always listed "
+        "(from model_name) but a missing champion only makes its routes 503, others default to "
+        "model_name-name.",
     )
     dataset: str = Field(default="hetrec-lastfm-2k", description="Default dataset.")
     min_user_items: int = Field(default=5, ge=1, description="Keep users with this many items.")

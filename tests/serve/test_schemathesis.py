@@ -1,6 +1,7 @@
 """schemathesis over the whole OpenAPI schema: no server errors, no response off the schema.
 
-The app serves a tiny tagged bundle; schemathesis calls it in process (its ASGI transport runs
+The app serves a tiny tagged bundle (artists) and a tiny playlist catalogue (tracks, so the
+playlist routes answer rather than 404); schemathesis calls it in process (its ASGI transport runs
 the app's lifespan once). Examples per operation are bounded so the test stays fast.
 """
 
@@ -23,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
 
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
+from tests.serve.playlists import save_playlist_bundle
 from tests.serve.tagged import save_tagged_bundle
 
 CHECKS = [
@@ -34,7 +36,13 @@ CHECKS = [
 
 _HOME = Path(tempfile.mkdtemp(prefix="setlist-schemathesis-"))
 atexit.register(shutil.rmtree, _HOME, True)
-APP = create_app(make_settings(_HOME / "home"), save_tagged_bundle(_HOME / "bundle"))
+APP = create_app(
+    make_settings(_HOME / "home"),
+    {
+        "artists": save_tagged_bundle(_HOME / "bundle"),
+        "tracks": save_playlist_bundle(_HOME / "tracks"),
+    },
+)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -52,5 +60,8 @@ def test_the_schema_covers_the_serving_routes() -> None:
         "/v1/recommendations/batch",
         "/v1/moods",
         "/v1/items/{item_id}/similar",
+        "/v1/playlists/continue",
+        "/v1/playlists/{pid}",
+        "/v1/tracks/search",
     ):
         assert path in paths

@@ -7,7 +7,8 @@ models once, at start-up, in a worker thread: for each catalogue served (artists
 catalogue's registered model (the champion by default) or the given bundle folder, then watches
 the registry for new versions (hot-swap, see :mod:`setlist.serve.runtime.loading`). When nothing
 can be loaded the app still starts: ``/health`` answers 200, ``/ready`` and the recommendation
-routes answer 503 with ``Retry-After``.
+routes answer 503 with ``Retry-After``. A catalogue without a model answers 503 naming it on its
+own routes only; ``/ready`` is 200 once any catalogue is loaded.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from setlist.serve.api.routes import (
     model,
     moods,
     onboarding,
+    playlists,
     recommendations,
 )
 from setlist.serve.api.service import Service
@@ -48,6 +50,9 @@ from setlist.serve.runtime.metrics import MetricsMiddleware
 
 # `setlist serve --workers N --bundle [CATALOGUE=]DIR ...`: name=folder entries, os.pathsep apart
 WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"
+
+# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists.
+BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists")
 
 Bundles = Path | Mapping[str, Path] | None
 
@@ -87,7 +92,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        prefix="/v1/recommendations",
+        prefixes=BODY_LIMITED,
         metrics=metrics,
     )
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight, metrics=metrics)
@@ -105,6 +110,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         catalogue.router,
         catalogues.router,
         admin.router,
+        playlists.router,
     ):
         app.include_router(router)
     gate = service.gate

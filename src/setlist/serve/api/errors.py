@@ -80,7 +80,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body: dict[str, Any] = {"code": code, "message": str(exc.detail)}
-    if exc.status_code in (400, 413):
+    if exc.status_code in (400, 413):  # 400: a body that is not JSON; 413: one too large
         body["field"] = "body"
     return error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
@@ -94,6 +94,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def _describe(err: Any) -> dict[str, Any]:
     """One pydantic error as {field, message, value}, the value cut to a sane length."""
     loc = [str(part) for part in err.get("loc", ()) if part not in ("path", "query", "body")]
+    if err.get("type") == "json_invalid":  # loc is ("body", offset): the body is at fault
+        loc = ["body"]
     out: dict[str, Any] = {
         "field": ".".join(loc) or None,
         "message": str(err.get("msg", "invalid value")),
@@ -107,7 +109,9 @@ def _echo(value: Any) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "..."
+    text = text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "..."
+    # A lone surrogate (JSON allows "\ud800") cannot be written as UTF-8: echo it escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def json_safe(body: dict[str, Any]) -> Any:
