@@ -63,7 +63,7 @@ class Answerer:
         # What explanations share across requests (ALS's table): paid at load, not per request.
         bundle.model.prepare_explain()
         # Playlist continuation (the Continuer, and the title model when the bundle has playlists).
-        self.playlists = PlaylistAnswers(bundle, ranker)
+        self.playlists = PlaylistAnswers(bundle, ranker, self.id_list, self.name_list)
 
     # ----------------------------------------------------------------- sources
 

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from setlist.arrays import FloatArray, IntArray
-from setlist.bundle import ModelBundle
+from setlist.bundle import ModelBundle, playlist_continuer
 from setlist.errors import NotFoundError
 from setlist.models.base import Recommender
 from setlist.models.continuation import SEEDS, SEEDS_TITLE, TITLE, Continuer
@@ -68,20 +68,30 @@ class Playlist:
 class PlaylistAnswers:
     """Continuation and playlist lookups over one bundle (read-only after construction)."""
 
-    def __init__(self, bundle: ModelBundle, ranker: Ranker) -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        ranker: Ranker,
+        id_list: list[str] | None = None,
+        name_list: list[str] | None = None,
+    ) -> None:
         self.bundle = bundle
         self.ranker = ranker
-        self.title: TitleModel | None = None
+        # Plain lists of ids and names, once (the answerer's when given): explaining an answer
+        # must not list a million-track catalogue per request.
+        self.id_list = bundle.items.ids.tolist() if id_list is None else id_list
+        self.name_list = (
+            [str(n) for n in bundle.item_names.tolist()] if name_list is None else name_list
+        )
         self._pid_rows: dict[str, int] = {}
         playlists = bundle.playlists
         if playlists is not None:
             pids = playlists.get_column("pid").to_list()
             self._pid_rows = {str(p): i for i, p in enumerate(pids)}
-            by_pid = dict(zip(pids, playlists.get_column("name").to_list(), strict=True))
-            names = [str(by_pid.get(pid) or "") for pid in bundle.users.ids.tolist()]
-            if len(names):
-                self.title = TitleModel(names, bundle.seen)
-        self.continuer = Continuer(bundle.model, self.title)
+        # Exactly the scoring the gate measured: title model over the training playlists, the
+        # recorded title and artist weights, the artist back-off.
+        self.continuer: Continuer = playlist_continuer(bundle)
+        self.title: TitleModel | None = self.continuer.title
         artists = bundle.item_attributes.get(ARTIST)
         self.artists: list[str] | None = None if artists is None else artists.tolist()
         self.can_explain = type(bundle.model).explain is not Recommender.explain
@@ -172,8 +182,8 @@ class PlaylistAnswers:
                 self.bundle.model,
                 self.continuer.seed_row(seeds),
                 rows,
-                ids.tolist(),
-                [str(n) for n in names.tolist()],
+                self.id_list,
+                self.name_list,
             )
             if any(found):
                 return [[{**r, "kind": "seed"} for r in row] for row in found]
