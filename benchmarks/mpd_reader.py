@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from setlist.data.playlists import build_store, read_playlists
+from setlist.data.playlists import build_store, read_playlists, read_store
 
 MPD_SLICES = 1_000
 MPD_DISTINCT_TRACKS = 2_262_292  # the MPD's own stats.txt
@@ -112,7 +112,13 @@ def read(folder: Path, store: Path) -> None:
     for file in sorted(folder.glob("*.json")):  # the bound: parsing alone, nothing kept
         orjson.loads(file.read_bytes())
     parse = time.perf_counter() - start
-    figures = {"elapsed": elapsed, "parse": parse, "rss": rss, **report.figures()}
+    stored = read_store(store)  # what training holds in memory: bytes per row of each table
+    per_row = {
+        t: getattr(stored, t).estimated_size() / max(1, getattr(stored, t).height)
+        for t in ("playlists", "tracks", "playlist_tracks")
+    }
+    figures = {"elapsed": elapsed, "parse": parse, "rss": rss, "per_row": per_row,
+               **report.figures()}  # fmt: skip
     print(orjson.dumps(figures).decode())
 
 
@@ -157,6 +163,13 @@ def main() -> None:
           f"{figures['parse'] / elapsed:.2f}")  # fmt: skip
     print(f"peak RSS of the reading process: {rss:,.0f} MiB (worst run)")
     print(f"Parquet store: {stored / 1e6:.1f} MB ({stored / n / 1e6:.2f} MB per slice)")
+    per_row = figures["per_row"]
+    memory = (per_row["playlist_tracks"] * MPD_PAIRS + per_row["tracks"] * MPD_DISTINCT_TRACKS
+              + per_row["playlists"] * MPD_SLICES * 1000)  # fmt: skip
+    print(
+        f"in memory as tables: {per_row['playlist_tracks']:.0f} B per playlist-track row; "
+        f"whole MPD ~{memory / 2**30:.1f} GiB (66.3M rows, 2.26M tracks, 1M playlists)"
+    )
     print(f"whole MPD ({MPD_SLICES:,} slices): {MPD_SLICES / rate / 60:.1f} min projected "
           f"(goal < 5 min), store ~{stored / n * MPD_SLICES / 1e9:.1f} GB")  # fmt: skip
 
