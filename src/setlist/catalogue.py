@@ -20,6 +20,7 @@ from setlist.config import Settings
 from setlist.errors import ConfigError
 
 DEFAULT_CATALOGUE = "artists"
+TRACKS_CATALOGUE = "tracks"  # the catalogue the playlist routes answer from
 CATALOGUE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Nouns and links of the catalogues setlist knows; others take their name less a final "s".
 _KNOWN: dict[str, tuple[str, str]] = {

@@ -22,6 +22,7 @@ from setlist.config import WeightConfig
 from setlist.matrix import weight
 from setlist.serve.answer.explain import Reason, explain
 from setlist.serve.answer.moods import MoodTable, blend
+from setlist.serve.answer.playlists import PlaylistAnswers
 from setlist.serve.answer.ranking import Ranked, Ranker
 from setlist.serve.answer.retrieval import Retriever, Taste
 
@@ -61,6 +62,8 @@ class Answerer:
         self._by_name = _name_lookup(self.names, bundle.popularity)
         # What explanations share across requests (ALS's table): paid at load, not per request.
         bundle.model.prepare_explain()
+        # Playlist continuation (the Continuer, and the title model when the bundle has playlists).
+        self.playlists = PlaylistAnswers(bundle, ranker)
 
     # ----------------------------------------------------------------- sources
 
@@ -104,6 +107,13 @@ class Answerer:
         heard = raw.indices.astype(np.int64)
         recs = self._personal(None, taste, conf, heard, query, version, ONBOARDING)
         return _with(recs, unknown_seeds=tuple(unknown))
+
+    def continue_playlist(
+        self, tracks: tuple[str, ...], name: str | None, query: Query, version: str
+    ) -> Recommendations:
+        """The tracks that continue a new playlist (see :mod:`setlist.serve.answer.playlists`)."""
+        excluded = self._excluded(query.exclude)
+        return self.playlists.answer(tracks, name, query, version, self.named, excluded)
 
     def nobody(self, query: Query, version: str) -> Recommendations | str:
         """A request naming no listener: a mood's best artists, else on down the chain."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,6 +36,9 @@ class Reason(TypedDict):
     item_id: str
     name: str
     contribution: float
+    #: Only in a playlist continuation's reasons: ``seed`` (item_id a seed track) or ``title``
+    #: (item_id empty, name "playlists named like '...'").
+    kind: NotRequired[str]
 
 
 def explain(

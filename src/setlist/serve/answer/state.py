@@ -25,6 +25,7 @@ from setlist.serve.answer.ask import Ask
 from setlist.serve.answer.explain import Reason
 from setlist.serve.answer.moods import MoodInfo, MoodTable
 from setlist.serve.answer.online import OnlineHistory
+from setlist.serve.answer.playlists import Playlist
 from setlist.serve.answer.ranking import Ranker, RankingConfig
 from setlist.serve.answer.retrieval import Retriever
 
@@ -183,14 +184,21 @@ class ModelState:
         """The one way to a listener's top k; every route and recommend-all's rules go here.
 
         Down the degradation chain (personal: known user, online history or seeds; then mood,
-        then popular), every ranking rule applied (heard items, the caller's exclusions, blocked
-        items and tags, the per-tag cap, the new-item slot, the mood blend), reasons attached,
-        and, when ``ask.policy`` explores, the slate drawn from its pool with propensities.
+        then popular; or, for ``ask.continuation``, the playlist's seed tracks and name through
+        the bundle's Continuer, then popular), every ranking rule applied (heard items, the
+        caller's exclusions, blocked items and tags, the per-tag cap, the new-item slot, the
+        mood blend), reasons attached, and, when ``ask.policy`` explores, the slate drawn from
+        its pool with propensities.
         """
         _, info = self.require()
         query = Query(ask.pool(), ask.exclude, ask.mood)
         self.check_mood(ask.mood)
         answerer = self._answerer()
+        if ask.continuation:
+            recs = answerer.continue_playlist(
+                ask.playlist_tracks, ask.playlist_name, query, info.version
+            )
+            return _shown(recs, ask)
         personal: Callable[[], Recommendations | str]
         user_id = ask.user_id
         if user_id is not None:
@@ -216,6 +224,14 @@ class ModelState:
                 return answerer.nobody(query, info.version)
 
         return _shown(self._chain(user_id, query, personal), ask)
+
+    def playlist(self, pid: str) -> Playlist:
+        """A training playlist of a playlist catalogue; 404 naming the pid when unknown."""
+        return self._answerer().playlists.playlist(pid)
+
+    def artist(self, row: int) -> str | None:
+        """A track's artist name (the ``artist`` item attribute), None where there is none."""
+        return self._answerer().playlists.artist(row)
 
     def recommend(
         self, user_id: str, k: int, exclude: Sequence[str] = (), mood: str | None = None

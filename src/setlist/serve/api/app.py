@@ -37,6 +37,7 @@ from setlist.serve.api.routes import (
     model,
     moods,
     onboarding,
+    playlists,
     recommendations,
 )
 from setlist.serve.api.service import Service
@@ -44,6 +45,9 @@ from setlist.serve.runtime.metrics import MetricsMiddleware
 
 # `setlist serve --workers N --bundle [CATALOGUE=]DIR ...`: name=folder entries, os.pathsep apart
 WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"
+
+# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists.
+BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists")
 
 Bundles = Path | Mapping[str, Path] | None
 
@@ -80,7 +84,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
     app.state.service = service
     app.add_middleware(HotPathMiddleware, owner=app, router=recommendations.router)
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefix="/v1/recommendations"
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, prefixes=BODY_LIMITED
     )
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -95,6 +99,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         events.router,
         catalogue.router,
         catalogues.router,
+        playlists.router,
     ):
         app.include_router(router)
     return app

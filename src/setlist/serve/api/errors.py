@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
 _MAX_ECHO = 100
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def add_exception_handlers(app: FastAPI) -> None:
@@ -74,7 +74,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     body: dict[str, Any] = {"code": code, "message": str(exc.detail)}
-    if exc.status_code == 413:
+    if exc.status_code in (400, 413):  # 400: a body that is not JSON; 413: one too large
         body["field"] = "body"
     return error_response(request, exc.status_code, body, dict(exc.headers or {}))
 
@@ -101,7 +101,9 @@ def _echo(value: Any) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "..."
+    text = text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "..."
+    # A lone surrogate (JSON allows "\ud800") cannot be written as UTF-8: echo it escaped.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _json_safe(body: dict[str, Any]) -> Any:

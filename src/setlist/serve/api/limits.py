@@ -31,18 +31,22 @@ from setlist.serve.runtime.metrics import ServiceMetrics
 
 
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` on paths starting with ``prefix``."""
+    """Refuses request bodies over ``max_bytes`` on paths starting with one of ``prefixes``."""
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, prefix: str, metrics: ServiceMetrics | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        prefixes: tuple[str, ...],
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.prefix = prefix
+        self.prefixes = prefixes
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self.prefix):
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(self.prefixes):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)

@@ -5,19 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from setlist.serve.answer.ask import (
     DEFAULT_K,
     MAX_BATCH_USERS,
     MAX_BODY_EXCLUDE,
     MAX_BODY_K,
+    MAX_CONTINUE_K,
     MAX_ID_LENGTH,
     MAX_MOOD_LENGTH,
+    MAX_PLAYLIST_NAME,
+    MAX_PLAYLIST_TRACKS,
     MAX_SEEDS,
 )
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+def printable_text(value: str) -> str:
+    """No NUL and no lone surrogate (JSON allows both; no id or name holds them, and a lone
+    surrogate cannot even be written back as UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise ValueError("must not contain a lone surrogate (not valid Unicode text)")
+    return value
+
+
+CleanId = Annotated[Id, AfterValidator(printable_text)]
 
 
 class ItemScorePublic(BaseModel):
@@ -193,3 +209,81 @@ class ErrorDetailPublic(BaseModel):
 
 class ErrorPublic(BaseModel):
     error: ErrorDetailPublic
+
+
+class ContinueIn(BaseModel):
+    """A new playlist to continue: its name, its first tracks, or both (either may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: (
+        Annotated[
+            str,
+            StringConstraints(max_length=MAX_PLAYLIST_NAME),
+            AfterValidator(printable_text),
+        ]
+        | None
+    ) = Field(default=None, description="The playlist's name, e.g. 'summer roadtrip'.")
+    tracks: list[CleanId] = Field(
+        default_factory=list,
+        max_length=MAX_PLAYLIST_TRACKS,
+        description="Track ids already on the playlist (up to 1,000); unknown ones are counted.",
+    )
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_CONTINUE_K, description="How many tracks.")
+    exclude: list[CleanId] = Field(
+        default_factory=list, max_length=MAX_BODY_EXCLUDE, description="Track ids never to return."
+    )
+
+
+class ContinueReasonPublic(BaseModel):
+    kind: str = Field(description="seed (a seed track) or title (the playlist's name).")
+    item_id: str | None = Field(default=None, description="The seed track (kind seed).")
+    name: str = Field(description="The seed track's name, or \"playlists named like '...'\".")
+    contribution: float = Field(
+        description="Seed: the model's attribution where it has one, else how many training "
+        "playlists hold both tracks. Title: the title model's score for the track."
+    )
+
+
+class ContinueItemPublic(BaseModel):
+    item_id: str
+    name: str
+    artist: str | None = None
+    score: float
+    because: list[ContinueReasonPublic] = Field(default_factory=list)
+
+
+class ContinuePublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    items: list[ContinueItemPublic]
+    strategy: str = Field(
+        description="seeds, seeds_title, title, or popular (neither seeds nor name said anything)."
+    )
+    unknown_tracks: list[str] = Field(description="Seed track ids the catalogue does not hold.")
+    model_version: str
+
+
+class PlaylistTrackPublic(BaseModel):
+    item_id: str
+    name: str = Field(description="The track's name (its id where the catalogue lacks it).")
+    artist: str | None = None
+
+
+class PlaylistPublic(BaseModel):
+    pid: str
+    name: str
+    num_followers: int
+    tracks: list[PlaylistTrackPublic]
+
+
+class TrackPublic(BaseModel):
+    item_id: str
+    name: str
+    artist: str | None = None
+    playlists: int = Field(description="Training playlists holding the track.")
+
+
+class TrackSearchPublic(BaseModel):
+    query: str
+    items: list[TrackPublic]

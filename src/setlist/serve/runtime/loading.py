@@ -60,7 +60,7 @@ class CatalogueServing:
             else parse_arms(settings.ab_arms)
         )
         own = settings.model_copy(update={"model_name": catalogue.registered_model})
-        loading = ModelState(problem="the model is still loading")
+        loading = ModelState(problem=f"the {catalogue.name!r} catalogue's model is still loading")
         arms = Arms([Arm(spec, loading) for spec in specs], settings.ab_salt)
         return cls(catalogue, own, arms, bundle_dir, loading)
 
@@ -68,6 +68,7 @@ class CatalogueServing:
         """Load every arm (in a worker thread, at start-up); never raises."""
         if self.bundle_dir is not None:
             state = load_state(self.settings, self.bundle_dir, self.name)
+            self._name_problem(state)
             state.online = online
             self.arms.primary.state = state
             metrics.set_arm_model(LOCAL_ARM, state.info, self.name)
@@ -91,6 +92,14 @@ class CatalogueServing:
 
     def sync_primary(self) -> None:
         self.model = self.arms.ready_arm().state
+        self._name_problem(self.model)
+
+    def _name_problem(self, state: ModelState) -> None:
+        """A catalogue without a model says which catalogue it is in its 503s (its own routes
+        answer 503; the other catalogues, and readiness, do not wait for it)."""
+        prefix = f"the {self.name!r} catalogue"
+        if not state.ready and not state.problem.startswith(prefix):
+            state.problem = f"{prefix} has no model: {state.problem}"
 
     def stop(self) -> None:
         if self.swapper is not None:

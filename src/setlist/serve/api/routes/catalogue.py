@@ -146,7 +146,7 @@ class _Cache:
         return value
 
 
-_cache = _Cache()
+_cache = _Cache(size=16)
 
 
 @router.get("/catalogue/search", responses=_ERRORS)
@@ -160,17 +160,40 @@ def search(
     Without ``q``, the most heard artists: the app offers them for type-ahead in the browser.
     """
     bundle, _ = state.require()
-    needle = q.strip().lower()
-    if needle:
-        lowered: npt.NDArray[np.str_] = _cache.get(
-            bundle, "lower", lambda b: np.char.lower(b.item_names.astype(np.str_))
-        )
-        rows = np.flatnonzero(np.char.find(lowered, needle) >= 0)
-        prefix = np.char.startswith(lowered[rows], needle)
-        rows = rows[np.lexsort((-bundle.popularity[rows], ~prefix))]
-    else:
-        rows = np.argsort(-bundle.popularity, kind="stable")
+    rows = search_rows(bundle, q)
     return SearchPublic(query=q, items=[_artist(bundle, int(r)) for r in rows[:limit]])
+
+
+def search_rows(bundle: ModelBundle, q: str, attribute: str | None = None) -> npt.NDArray[np.intp]:
+    """Rows whose name (or ``attribute``, e.g. a track's artist) contains ``q``, ignoring case:
+    prefix matches first, then by popularity; every row, most popular first, for an empty ``q``.
+
+    The one search of item names: artists (``/v1/catalogue/search``) and tracks
+    (``/v1/tracks/search``, by track or artist name) both use it.
+    """
+    needle = q.strip().lower()
+    if not needle:
+        return np.argsort(-bundle.popularity, kind="stable")
+    columns = [_lowered(bundle, "name", bundle.item_names)]
+    values = bundle.item_attributes.get(attribute) if attribute is not None else None
+    if attribute is not None and values is not None:
+        columns.append(_lowered(bundle, attribute, values))
+    found = np.zeros(len(bundle.item_names), dtype=bool)
+    for lowered in columns:
+        found |= np.char.find(lowered, needle) >= 0
+    rows = np.flatnonzero(found)
+    prefix = np.zeros(len(rows), dtype=bool)
+    for lowered in columns:
+        prefix |= np.char.startswith(lowered[rows], needle)
+    return rows[np.lexsort((-bundle.popularity[rows], ~prefix))]
+
+
+def _lowered(bundle: ModelBundle, key: str, values: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
+    """``values`` in lower case, computed once per bundle."""
+    found: npt.NDArray[np.str_] = _cache.get(
+        bundle, f"lower:{key}", lambda _b: np.char.lower(values.astype(np.str_))
+    )
+    return found
 
 
 @router.get("/catalogue/artists", responses=_ERRORS)

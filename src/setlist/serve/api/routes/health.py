@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from setlist.errors import UnavailableError
 from setlist.serve.api.deps import MetricsDep, ServiceDep
 from setlist.serve.api.present import catalogue_public
 from setlist.serve.api.schemas import ErrorPublic, HealthPublic, ReadyPublic
@@ -20,10 +21,18 @@ def health() -> HealthPublic:
 
 @router.get("/ready", responses={503: {"model": ErrorPublic}})
 def ready(service: ServiceDep) -> ReadyPublic:
-    """Readiness: 200 once the artists model (with its popularity fallback) is loaded, else 503;
-    lists every catalogue with its own state."""
-    state = service.artists.model
+    """Readiness: 200 once some catalogue's model is loaded (artists first: its version is the
+    ``model_version``), else 503; lists every catalogue with its own state.
+
+    A catalogue without a champion does not hold the others back: a tracks-only service is
+    ready with tracks loaded, its artists routes answering 503 naming ``artists``.
+    """
+    servings = list(service.catalogues.values())
+    state = next((c.model for c in servings if c.model.ready), service.artists.model)
     service.metrics.readiness(state.ready)
+    if not state.ready:
+        problems = "; ".join(c.model.problem for c in servings)
+        raise UnavailableError(f"no model is loaded: {problems}")
     _, info = state.require()
     return ReadyPublic(
         status="ready",
