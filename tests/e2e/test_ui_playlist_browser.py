@@ -8,6 +8,7 @@ asks for continuations, keeps two, asks again and follows a Spotify link's addre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ TRACKS = {
     "spotify:track:0keys04": ("Candlelight", "Ivory"),
     "spotify:track:0keys05": ("Long Shadows", "Felt"),
 }
+NEXT = re.compile(r"^Next \d+\. ")
 ROCK = [t for t in TRACKS if "rock" in t]
 KEYS = [t for t in TRACKS if "keys" in t]
 PLAYLISTS = {
@@ -128,8 +130,8 @@ def browser() -> Iterator[Any]:
 
 def _next(page: Any) -> list[str]:
     """The continuations' track names, in order."""
-    texts = page.get_by_text("Next ", exact=False).all_inner_texts()
-    return [t.split(".", 1)[1].split("·")[0].strip() for t in texts if t.startswith("Next ")]
+    texts = page.locator("p").filter(has_text=NEXT).all_inner_texts()
+    return [NEXT.sub("", t).split(" · ")[0].strip() for t in texts if NEXT.match(t)]
 
 
 def test_search_add_continue_keep_continue_again(servers: dict[str, str], browser: Any) -> None:
