@@ -155,9 +155,12 @@ def _why(item: dict[str, Any], answer: dict[str, Any]) -> str:
     because = [str(b.get("name") or b.get("item_id")) for b in item.get("because") or []]
     if because:
         return "Because of " + ", ".join(because)
-    if answer.get("strategy") == "title":
+    strategy = answer.get("strategy")
+    if strategy == "title":
         return "Often in playlists named like yours"
-    return "Often follows tracks like yours"
+    if strategy == "popular":
+        return "On many playlists (nothing in this list to go on yet)"
+    return "Scored by the model for the list as a whole (no one track stands out)"
 
 
 def _track(item: dict[str, Any]) -> dict[str, str]:
