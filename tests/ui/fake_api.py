@@ -84,6 +84,30 @@ def user_recs(req: Request) -> Answer:
     }
 
 
+TRACKS = {
+    "spotify:track:1AbC": ("Lose Control", "Missy Elliott"),
+    "spotify:track:2DeF": ("Toxic", "Britney Spears"),
+    "spotify:track:3GhI": ("Crazy In Love", "Beyonce"),
+    "spotify:track:4JkL": ("Hey Ya!", "OutKast"),
+    "t:1": ("Not on Spotify [demo]", "Local"),
+}
+
+
+def continue_playlist(req: Request) -> Answer:
+    """The catalogue's tracks not in the list, in order; each because of the list's first."""
+    body = req.body
+    tracks = body.get("tracks") or []
+    known = [t for t in tracks if t in TRACKS]
+    first = [{"item_id": known[0], "name": TRACKS[known[0]][0]}] if known else []
+    items = [
+        {"item_id": i, "name": n, "artist": a, "score": 1.0 / (r + 1), "because": first}
+        for r, (i, (n, a)) in enumerate((i, v) for i, v in TRACKS.items() if i not in tracks)
+    ][: body.get("k", 10)]
+    strategy = "tracks" if known else "title"
+    return 200, {"items": items, "strategy": strategy, "model_version": "3",
+                 "unknown_tracks": [t for t in tracks if t not in TRACKS]}  # fmt: skip
+
+
 def default_routes() -> dict[tuple[str, str], Route]:
     moods = [
         {"name": "chill", "description": "Laid-back", "tags": ["chill"], "artists": 3},
@@ -167,7 +191,28 @@ def default_routes() -> dict[tuple[str, str], Route]:
             "top_tags": tags,
         }
 
+    def search_tracks(req: Request) -> Answer:
+        q = req.query.get("q", [""])[0].lower()
+        limit = int(req.query.get("limit", ["8"])[0])
+        found = [
+            {"item_id": i, "name": n, "artist": a}
+            for i, (n, a) in TRACKS.items()
+            if q in n.lower() or q in a.lower()
+        ]
+        return 200, {"query": q, "items": found[:limit]}
+
+    def playlist(req: Request) -> Answer:
+        pid = unquote(req.path.split("/")[3])
+        if pid != "7":
+            return 404, {"error": {"code": "not_found", "message": f"no playlist {pid}",
+                                   "field": "pid"}}  # fmt: skip
+        tracks = [{"item_id": i, "name": TRACKS[i][0], "artist": TRACKS[i][1]} for i in ("t:1",)]
+        return 200, {"pid": 7, "name": "Road trip", "tracks": tracks}
+
     return {
+        ("GET", "/v1/tracks/search"): search_tracks,
+        ("POST", "/v1/playlists/continue"): continue_playlist,
+        ("GET", "/v1/playlists/*"): playlist,
         ("GET", "/ready"): lambda r: (200, {"status": "ready", "model_version": "7"}),
         ("GET", "/v1/moods"): lambda r: (200, {"model_version": "7", "moods": moods}),
         ("GET", "/v1/catalogue/search"): search,
@@ -211,6 +256,8 @@ class FakeApi:
             pattern = "/".join([*parts[:3], "*", parts[-1]])
             if (method, pattern) in self.routes:
                 return self.routes[(method, pattern)]
+        if len(parts) == 4 and parts[1:3] == ["v1", "playlists"]:
+            return self.routes.get((method, "/v1/playlists/*"), not_found)
         return not_found
 
     def sent(self, method: str, path: str) -> list[Request]:

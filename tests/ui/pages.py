@@ -26,3 +26,14 @@ def dashboard_page(url: str, timeout_s: float = 5.0) -> None:
     if "api" not in st.session_state:
         st.session_state["api"] = Api(url, timeout_s=timeout_s)
     dashboard.render(st.session_state["api"])
+
+
+def playlist_page(url: str, timeout_s: float = 5.0) -> None:
+    import streamlit as st
+
+    from setlist.ui import playlist
+    from setlist.ui.api import Api
+
+    if "api" not in st.session_state:
+        st.session_state["api"] = Api(url, timeout_s=timeout_s)
+    playlist.render(st.session_state["api"])

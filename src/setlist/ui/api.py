@@ -134,6 +134,22 @@ class Api:
     def similar(self, item_id: str, k: int = 8) -> dict[str, Any]:
         return dict(self.get(f"/v1/items/{quote(item_id, safe='')}/similar", k=k))
 
+    def search_tracks(self, query: str, limit: int = 8) -> list[dict[str, Any]]:
+        """Tracks whose name or artist contains ``query`` (item_id, name, artist)."""
+        found = self.get("/v1/tracks/search", q=query, limit=limit)
+        return list(found.get("items", []))
+
+    def continue_playlist(self, name: str | None, tracks: list[str], k: int) -> dict[str, Any]:
+        """The tracks that should come next in a playlist of ``tracks`` called ``name``."""
+        body: dict[str, Any] = {"tracks": tracks, "k": k}
+        if name:
+            body["name"] = name
+        return dict(self.post("/v1/playlists/continue", body))
+
+    def playlist(self, pid: str) -> dict[str, Any]:
+        """One of the dataset's playlists: its name and tracks."""
+        return dict(self.get(f"/v1/playlists/{quote(pid, safe='')}"))
+
     def send_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(self.post("/v1/events", {"events": events}))
 
