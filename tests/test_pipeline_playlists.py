@@ -231,3 +231,51 @@ def test_validation_split_never_holds_a_test_playlist(settings: Settings, tmp_pa
     val_pids = {c.pid for c in val.challenge.cases} | {int(u) for u in val.train.users.ids}
     assert val_pids == {int(u) for u in prepared.train.users.ids}
     assert not val_pids & test_pids
+
+
+def test_the_api_answers_the_challenge_as_the_gate_measured_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The tracks champion served over HTTP scores the held-out playlists as the pipeline did:
+    every case sent to POST /v1/playlists/continue (its name where the category shows it, its
+    seed tracks, 100 tracks back) gives the same per-playlist R-precision as the gate saw."""
+    from fastapi.testclient import TestClient
+
+    from setlist.cli.serve import with_champions
+    from setlist.evaluate.playlist_challenge import evaluate_challenge
+    from setlist.pipeline_playlists import ranked_lists
+    from setlist.serve import create_app
+
+    prepared = _prepared(settings, write_slices(tmp_path / "mpd"))
+    registry = Registry(tracks_registry_config(settings))
+    result = run_playlists(prepared, _specs("popularity,knn"), registry, n_resamples=50)
+    assert result.best is not None
+    ids = prepared.train.items.ids
+    loaded = registry.load_champion(tmp_path / "dl")
+    assert loaded is not None
+    gate_lists = ranked_lists(
+        playlist_continuer(loaded[1]), prepared.challenge, prepared.popularity, k=100
+    )
+    api_lists: dict[int, np.ndarray] = {}
+    served = with_champions(settings.model_copy(update={"swap_interval_s": 0}))
+    with TestClient(create_app(served)) as client:
+        for case in prepared.challenge.cases:
+            body: dict[str, object] = {"tracks": [str(ids[s]) for s in case.seeds], "k": 100}
+            if case.name is not None:
+                body["name"] = case.name
+            answer = client.post("/v1/playlists/continue", json=body)
+            assert answer.status_code == 200, answer.text
+            got = [item["item_id"] for item in answer.json()["items"]]
+            assert not set(got) & set(body["tracks"])  # type: ignore[arg-type]
+            api_lists[case.pid] = prepared.train.items.rows(got)
+    through_api = evaluate_challenge(
+        prepared.challenge, api_lists, prepared.artist_codes, n_resamples=50
+    ).per_playlist
+    gate = evaluate_challenge(
+        prepared.challenge, gate_lists, prepared.artist_codes, n_resamples=50
+    ).per_playlist
+    np.testing.assert_allclose(
+        through_api["r_precision"].to_numpy(), gate["r_precision"].to_numpy(), atol=1e-9
+    )
+    # R-precision reads only the first |truth| tracks, so 100 back is the gate's own figure.
+    assert float(through_api["r_precision"].mean()) == pytest.approx(result.best.r_precision)

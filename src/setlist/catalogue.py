@@ -90,3 +90,18 @@ def served_catalogues(settings: Settings, also: Iterable[str] = ()) -> tuple[Cat
         DEFAULT_CATALOGUE, settings.model_name
     )
     return (artists, *found.values())
+
+
+def known_catalogues() -> tuple[str, ...]:
+    """The catalogues setlist knows by name (each may have a champion of its own)."""
+    return tuple(_KNOWN)
+
+
+def with_catalogues(settings: Settings, names: Iterable[str]) -> Settings:
+    """``settings`` with ``names`` added to the ``catalogues`` setting where not listed yet."""
+    listed = [p.strip() for p in settings.catalogues.split(",") if p.strip()]
+    have = {p.partition("=")[0].strip() for p in listed}
+    extra = [n for n in names if n not in have]
+    if not extra:
+        return settings
+    return settings.model_copy(update={"catalogues": ",".join([*listed, *extra])})

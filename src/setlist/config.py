@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         default="artists",
         description="Catalogues served, name[=registered-model],...; artists is always listed "
         "(from model_name) but a missing champion only makes its routes 503, others default to "
-        "model_name-name.",
+        "model_name-name; `setlist serve` adds every known catalogue that has a champion.",
     )
     dataset: str = Field(default="hetrec-lastfm-2k", description="Default dataset.")
     min_user_items: int = Field(default=5, ge=1, description="Keep users with this many items.")

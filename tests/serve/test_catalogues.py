@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from setlist.cli.serve import with_champions
 from setlist.registry import Registry, RegistryConfig
 from setlist.serve import create_app
 from tests.monitor.promtext import value
@@ -136,7 +137,8 @@ def test_a_bundle_of_another_catalogue_is_refused(tracks_dir: Path, tmp_path: Pa
 def test_each_catalogue_is_served_from_its_own_registered_model(
     bundle_dir: Path, tracks_dir: Path, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path, catalogues="artists,tracks", swap_interval_s=0)
+    settings = make_settings(tmp_path, swap_interval_s=0)  # only artists listed
+    assert with_champions(settings).catalogues == settings.catalogues  # no tracks champion yet
     for name, folder in (("setlist", bundle_dir), ("setlist-tracks", tracks_dir)):
         own = settings.model_copy(update={"model_name": name})
         registry = Registry(RegistryConfig.from_settings(own))
@@ -150,6 +152,9 @@ def test_each_catalogue_is_served_from_its_own_registered_model(
             fit_seconds=0.1,
         )
         registry.set_alias("champion", version.version)
+    # `setlist serve` serves every catalogue with a champion, listed or not.
+    settings = with_champions(settings)
+    assert [c.strip() for c in settings.catalogues.split(",")] == ["artists", "tracks"]
     with TestClient(create_app(settings)) as client:
         listed = client.get("/v1/catalogues").json()["catalogues"]
         assert [(c["name"], c["ready"], c["model_version"]) for c in listed] == [

@@ -47,8 +47,37 @@ def serve(
     serve_forever(settings, parse_bundles(bundle or []))
 
 
+def with_champions(settings: Settings) -> Settings:
+    """``settings`` serving every catalogue setlist knows that has a champion in the registry.
+
+    ``setlist serve`` serves what was trained: a tracks champion (``{model_name}-tracks``) is
+    served beside artists without listing it in ``SETLIST_CATALOGUES``; a catalogue with no
+    registered model is left out (artists stays listed: the routes without a catalogue in their
+    path answer from it, 503 naming it while it has no model).
+    """
+    from setlist.catalogue import known_catalogues, served_catalogues, with_catalogues
+    from setlist.registry import Registry, RegistryConfig
+
+    listed = {c.name for c in served_catalogues(settings)}
+    found = []
+    for name in known_catalogues():
+        if name in listed:
+            continue
+        own = settings.model_copy(update={"model_name": f"{settings.model_name}-{name}"})
+        try:
+            champion = Registry(RegistryConfig.from_settings(own)).champion()
+        except Exception:  # an unreachable registry: serve what is listed, the loader says why
+            champion = None
+        if champion is not None:
+            found.append(name)
+    return with_catalogues(settings, found)
+
+
 def serve_forever(settings: Settings, bundle: Mapping[str, Path] | None = None) -> None:
     import uvicorn
+
+    if not bundle:
+        settings = with_champions(settings)
 
     if settings.workers > 1:
         serve_workers(settings, bundle)
