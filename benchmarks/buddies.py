@@ -1,0 +1,97 @@
+"""Taste buddies judged against HetRec's real Last.fm friend graph (``user_friends.dat``).
+
+Precision@10: the share of a listener's ten nearest listeners (never themself) who are real
+friends, averaged over every listener with friends. The friend graph is only the judge; pairing
+uses listening alone. Prints the references (random, cosine of log1p plays, cosine of binary
+artist vectors, ALS 64-factor user factors) and setlist's pairing (``setlist.index.buddies``:
+log1p x IDF history vectors) in one run.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/buddies.py --mirror /work/shared/data
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from setlist.index.buddies import taste_vectors  # noqa: E402
+
+
+def load(folder: Path) -> tuple[sp.csr_matrix, list[set[int]]]:
+    plays = pl.read_csv(folder / "user_artists.dat", separator="\t")
+    friends = pl.read_csv(folder / "user_friends.dat", separator="\t")
+    users = {u: i for i, u in enumerate(sorted(plays.get_column("userID").unique().to_list()))}
+    items = {a: i for i, a in enumerate(sorted(plays.get_column("artistID").unique().to_list()))}
+    rows = [users[u] for u in plays.get_column("userID").to_list()]
+    cols = [items[a] for a in plays.get_column("artistID").to_list()]
+    history = sp.csr_matrix(
+        (plays.get_column("weight").cast(pl.Float64).to_numpy(), (rows, cols)),
+        shape=(len(users), len(items)),
+    )
+    graph: list[set[int]] = [set() for _ in users]
+    for a, b in friends.iter_rows():
+        if a in users and b in users and a != b:
+            graph[users[a]].add(users[b])
+            graph[users[b]].add(users[a])
+    return history, graph
+
+
+def precision_at_k(scores: np.ndarray, graph: list[set[int]], k: int = 10) -> float:
+    scores = scores.copy()
+    np.fill_diagonal(scores, -np.inf)
+    hits = []
+    for user, friends in enumerate(graph):
+        if not friends:
+            continue
+        top = np.argpartition(-scores[user], k)[:k]
+        hits.append(len(friends.intersection(top.tolist())) / k)
+    return float(np.mean(hits))
+
+
+def cosine(matrix: sp.csr_matrix | np.ndarray) -> np.ndarray:
+    dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    dense = dense / norms
+    return dense @ dense.T
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mirror", default=os.environ.get("SETLIST_DATA_MIRROR", "data"))
+    args = parser.parse_args()
+    history, graph = load(Path(args.mirror) / "hetrec2011-lastfm-2k")
+    rng = np.random.default_rng(0)
+    log1p = history.copy()
+    log1p.data = np.log1p(log1p.data)
+    binary = history.copy()
+    binary.data = np.ones_like(binary.data)
+
+    from setlist.config import WeightConfig
+    from setlist.matrix import weight
+    from setlist.models.als import ALSRecommender
+
+    als = ALSRecommender(factors=64, regularization=0.1, iterations=15)
+    als.fit(weight(history, WeightConfig(scheme="log1p", alpha=5.0)))
+    rows = [
+        ("random", precision_at_k(rng.random((history.shape[0],) * 2), graph)),
+        ("cosine of log1p play vectors", precision_at_k(cosine(log1p), graph)),
+        ("ALS (64 factors) user factors", precision_at_k(cosine(als.user_factors_), graph)),
+        ("cosine of binary artist vectors", precision_at_k(cosine(binary), graph)),
+        ("setlist: log1p x IDF", precision_at_k(cosine(taste_vectors(history)), graph)),
+    ]
+    print(f"{'pairing':<36} precision@10 (real friends among ten nearest listeners)")
+    for name, value in rows:
+        print(f"{name:<36} {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()
