@@ -4,7 +4,8 @@ Precision@10: the share of a listener's ten nearest listeners (never themself) w
 friends, averaged over every listener with friends. The friend graph is only the judge; pairing
 uses listening alone. Prints the references (random, cosine of log1p plays, cosine of binary
 artist vectors, ALS 64-factor user factors) and setlist's pairing (``setlist.index.buddies``:
-log1p x IDF history vectors) in one run.
+log1p x IDF history vectors, ranked by cosine less HUB_WEIGHT x the candidate's mean cosine to
+everyone) in one run. The pairing is called directly, not yet through an HTTP route.
 
     PYTHONPATH=src .venv/bin/python benchmarks/buddies.py --mirror /work/shared/data
 """
@@ -22,7 +23,7 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from setlist.index.buddies import taste_vectors  # noqa: E402
+from setlist.index.buddies import HUB_WEIGHT, buddies, hubness, taste_vectors  # noqa: E402
 
 
 def load(folder: Path) -> tuple[sp.csr_matrix, list[set[int]]]:
@@ -56,12 +57,29 @@ def precision_at_k(scores: np.ndarray, graph: list[set[int]], k: int = 10) -> fl
     return float(np.mean(hits))
 
 
+def setlist_precision(
+    history: sp.csr_matrix, vectors: sp.csr_matrix, graph: list[set[int]]
+) -> float:
+    """Precision@10 through ``setlist.index.buddies.buddies`` itself, listener by listener."""
+    hubs = hubness(vectors)
+    hits = []
+    for user, friends in enumerate(graph):
+        if friends:
+            found = buddies(history, vectors, user, k=10, hubs=hubs)
+            hits.append(len(friends.intersection(b.user for b in found)) / 10)
+    return float(np.mean(hits))
+
+
 def cosine(matrix: sp.csr_matrix | np.ndarray) -> np.ndarray:
-    dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix, dtype=np.float64)
+    if isinstance(matrix, np.ndarray):
+        dense = np.asarray(matrix, dtype=np.float64)
+    else:
+        dense = matrix.toarray()
     norms = np.linalg.norm(dense, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     dense = dense / norms
-    return dense @ dense.T
+    result: np.ndarray = dense @ dense.T
+    return result
 
 
 def main() -> None:
@@ -79,6 +97,7 @@ def main() -> None:
     from setlist.matrix import weight
     from setlist.models.als import ALSRecommender
 
+    vectors = taste_vectors(history)
     als = ALSRecommender(factors=64, regularization=0.1, iterations=15)
     als.fit(weight(history, WeightConfig(scheme="log1p", alpha=5.0)))
     rows = [
@@ -86,11 +105,13 @@ def main() -> None:
         ("cosine of log1p play vectors", precision_at_k(cosine(log1p), graph)),
         ("ALS (64 factors) user factors", precision_at_k(cosine(als.user_factors_), graph)),
         ("cosine of binary artist vectors", precision_at_k(cosine(binary), graph)),
-        ("setlist: log1p x IDF", precision_at_k(cosine(taste_vectors(history)), graph)),
+        ("log1p x IDF", precision_at_k(cosine(vectors), graph)),
+        ("setlist: log1p x IDF, hubness-corrected", setlist_precision(history, vectors, graph)),
     ]
-    print(f"{'pairing':<36} precision@10 (real friends among ten nearest listeners)")
+    print(f"hub weight {HUB_WEIGHT}")
+    print(f"{'pairing':<44} precision@10 (real friends among ten nearest listeners)")
     for name, value in rows:
-        print(f"{name:<36} {value:.3f}")
+        print(f"{name:<44} {value:.3f}")
 
 
 if __name__ == "__main__":
