@@ -5,7 +5,7 @@ friends, averaged over every listener with friends. The friend graph is only the
 uses listening alone. Prints the references (random, cosine of log1p plays, cosine of binary
 artist vectors, ALS 64-factor user factors) and setlist's pairing (``setlist.index.buddies``:
 log1p x IDF history vectors, ranked by cosine less HUB_WEIGHT x the candidate's mean cosine to
-everyone) in one run. The pairing is called directly, not yet through an HTTP route.
+everyone) in one run. The last row goes through the real route (FastAPI TestClient).
 
     PYTHONPATH=src .venv/bin/python benchmarks/buddies.py --mirror /work/shared/data
 """
@@ -70,6 +70,46 @@ def setlist_precision(
     return float(np.mean(hits))
 
 
+def api_precision(history: sp.csr_matrix, model: object, graph: list[set[int]]) -> float:
+    """Precision@10 through ``GET /v1/users/{user_id}/buddies`` of the real app (TestClient) over
+    a bundle of the HetRec history and the ALS model (user ids are the listener rows)."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from setlist.bundle import ModelBundle
+    from setlist.bundle_meta import BundleMeta
+    from setlist.config import Settings
+    from setlist.matrix import IdIndex
+    from setlist.serve import create_app
+
+    n_users, n_items = history.shape
+    ids = np.array([f"artist_{i}" for i in range(n_items)])
+    seen = sp.csr_matrix(history, dtype=np.float32)
+    bundle = ModelBundle(
+        model=model,  # type: ignore[arg-type]
+        users=IdIndex(np.array([str(u) for u in range(n_users)])),
+        items=IdIndex(ids),
+        item_names=ids,
+        item_urls=np.array([""] * n_items),
+        seen=seen,
+        popularity=np.asarray((seen > 0).sum(axis=0), dtype=np.float32).ravel(),
+        meta=BundleMeta(model_type="als", version="bench"),
+    )
+    folder = Path(tempfile.mkdtemp(prefix="setlist-buddies-"))
+    bundle.save(folder / "bundle")
+    settings = Settings(home=folder / "home", download=False, swap_interval_s=0, rate_limit="")
+    hits = []
+    with TestClient(create_app(settings, folder / "bundle")) as client:
+        for user, friends in enumerate(graph):
+            if friends:
+                response = client.get(f"/v1/users/{user}/buddies", params={"k": 10})
+                response.raise_for_status()
+                found = {int(b["user_id"]) for b in response.json()["items"]}
+                hits.append(len(friends & found) / 10)
+    return float(np.mean(hits))
+
+
 def cosine(matrix: sp.csr_matrix | np.ndarray) -> np.ndarray:
     if isinstance(matrix, np.ndarray):
         dense = np.asarray(matrix, dtype=np.float64)
@@ -107,6 +147,7 @@ def main() -> None:
         ("cosine of binary artist vectors", precision_at_k(cosine(binary), graph)),
         ("log1p x IDF", precision_at_k(cosine(vectors), graph)),
         ("setlist: log1p x IDF, hubness-corrected", setlist_precision(history, vectors, graph)),
+        ("setlist API: GET /v1/users/{id}/buddies", api_precision(history, als, graph)),
     ]
     print(f"hub weight {HUB_WEIGHT}")
     print(f"{'pairing':<44} precision@10 (real friends among ten nearest listeners)")
