@@ -1,4 +1,5 @@
-"""The stages of dvc.yaml, over the setlist library: fetch -> validate -> train -> evaluate.
+"""The stages of dvc.yaml, over the setlist library: fetch -> validate -> train -> evaluate,
+and for playlists playlists_validate -> playlists_train.
 
     dvc repro                      # runs what changed (params.yaml, data, code), nothing else
     python pipelines/dvc_stages.py STAGE    # one stage by hand, from the repository root
@@ -8,6 +9,12 @@ DVC tracks per stage) on top of setlist's own settings (SETLIST_* variables: the
 cache, MLflow's tracking URI). The train stage tags every MLflow run it registers with the DVC
 data version: ``dvc.data.md5`` is the MD5 of data/validated.parquet, the same hash dvc.lock
 records for the stage's data dependency, so a registered version names the exact data it saw.
+The playlist stages do the same for the ``tracks`` catalogue: ``playlists_validate`` streams the
+MPD slices (the mirror's ``spotify-mpd``, or ``synthetic``: the demo's seeded slices) into the
+three Parquet tables under data/playlists/, quarantining bad playlists by pid;
+``playlists_train`` fits the playlist candidates, judges them by the RecSys Challenge 2018
+metrics on held-out playlists, registers the best through the tracks gate and tags its run
+with ``dvc.playlists.md5``, the hash dvc.lock records for data/playlists/playlist_tracks.parquet.
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ VALIDATION = Path("reports/validation.json")
 TRAIN = Path("reports/train.json")
 METRICS = Path("reports/metrics.json")
 PLOT = Path("reports/plots/metrics_by_k.csv")
+PLAYLISTS = Path("data/playlists")
+PLAYLIST_PAIRS = PLAYLISTS / "playlist_tracks.parquet"
+PLAYLISTS_VALIDATION = Path("reports/playlists_validation.json")
+PLAYLISTS_TRAIN = Path("reports/playlists_train.json")
 COLUMNS = ("user", "item", "weight", "timestamp")
 KS = (5, 10, 20)
 
@@ -189,7 +200,82 @@ def evaluate(p: dict[str, Any]) -> None:
             writer.writerow([k, *(round(means.get(f"{n}@{k}", float("nan")), 6) for n in names)])
 
 
-STAGES = {"fetch": fetch, "validate": validate, "train": train, "evaluate": evaluate}
+def playlists_validate(p: dict[str, Any]) -> None:
+    """MPD slices checked playlist by playlist into data/playlists/ (three Parquet tables)."""
+    from setlist.data.playlists import MPD_SOURCE, build_store, read_store
+    from setlist.data.sources import fetch as fetch_source
+    from setlist.pipeline_playlists import write_demo_slices
+
+    q = p["playlists"]
+    with tempfile.TemporaryDirectory(prefix="setlist-slices-") as tmp:
+        if q["dataset"] == "synthetic":
+            source = write_demo_slices(Path(tmp) / "slices", seed=int(p["split"]["seed"]))
+        elif q["dataset"] == MPD_SOURCE:
+            source = fetch_source(MPD_SOURCE, _sources(settings(p)))
+        else:
+            source = Path(q["dataset"]).expanduser()
+        report = build_store(
+            source, PLAYLISTS, name="playlists", on_bad_rows=q["on_bad_rows"],
+            quarantine_path=Path("data/quarantine/playlists.quarantine.jsonl"),
+        )  # fmt: skip
+    dataset = read_store(PLAYLISTS)
+    write_json(
+        PLAYLISTS_VALIDATION,
+        {
+            "playlists_kept": report.playlists_kept,
+            "playlists_quarantined": report.problems_total,
+            "playlists": dataset.playlists.height,
+            "tracks": dataset.tracks.height,
+            "playlist_tracks": dataset.playlist_tracks.height,
+        },
+    )
+
+
+def playlists_train(p: dict[str, Any]) -> None:
+    """The playlist candidates on held-out playlists; the best registered through the gate."""
+    from setlist.data.playlists import read_store
+    from setlist.models.specs import parse_kinds
+    from setlist.pipeline_playlists import (
+        playlist_specs,
+        prepare_playlists,
+        run_playlists,
+        tracks_registry_config,
+    )
+    from setlist.registry import Registry
+
+    q, s = p["playlists"], settings(p)
+    prepared = prepare_playlists(
+        read_store(PLAYLISTS), holdout=int(q["holdout"]), seed=int(p["split"]["seed"])
+    )
+    specs = playlist_specs(parse_kinds(q["models"]), {})
+    registry = Registry(tracks_registry_config(s))
+    result = run_playlists(prepared, specs, registry)
+    tags = {
+        "dvc.playlists.path": str(PLAYLIST_PAIRS),
+        "dvc.playlists.md5": md5(PLAYLIST_PAIRS),
+        "git.commit": _git_commit(),
+    }
+    body: dict[str, Any] = {}
+    for c in result.candidates:
+        if c.version is not None:
+            registry.annotate(c.version, tags, {})
+        body[c.kind] = {
+            **{k: float(v) for k, v in c.metrics().items()},
+            "fit_seconds": c.usage.seconds,
+            "version": c.version.version if c.version else None,
+            "promoted": bool(c.decision and c.decision.promoted),
+        }
+    write_json(PLAYLISTS_TRAIN, body)
+
+
+STAGES = {
+    "fetch": fetch,
+    "validate": validate,
+    "train": train,
+    "evaluate": evaluate,
+    "playlists_validate": playlists_validate,
+    "playlists_train": playlists_train,
+}
 
 
 def main() -> None:

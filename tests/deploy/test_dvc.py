@@ -1,4 +1,5 @@
-"""dvc.yaml and params.yaml: the real pipeline (fetch -> validate -> train -> evaluate) run by
+"""dvc.yaml and params.yaml: the real pipeline (fetch -> validate -> train -> evaluate, and the
+playlist stages playlists_validate -> playlists_train) run by
 `dvc repro` on a tiny synthetic dataset in a scratch repository with a local remote; a second
 `dvc repro` runs nothing; the data goes to the remote; the MLflow runs carry the data's DVC
 hash (the one dvc.lock records); `dvc exp run` with a changed parameter shows up in
@@ -19,7 +20,7 @@ import yaml
 from tests.deploy.files import ROOT
 
 BIN = Path(sys.executable).parent
-STAGES = ["fetch", "validate", "train", "evaluate"]
+STAGES = ["fetch", "validate", "train", "evaluate", "playlists_validate", "playlists_train"]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["dataset"] = "synthetic:small"
     params["train"]["params"] = {"als": {"factors": 16, "iterations": 3}}
+    params["playlists"].update(dataset="synthetic", models="popularity,knn", holdout=100)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     for argv in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         run(work, *argv)
@@ -92,9 +94,34 @@ def test_mlflow_runs_record_the_data_version_of_dvc_lock(repo: Path) -> None:
     assert {r.data.tags["dvc.data.path"] for r in tagged} == {"data/validated.parquet"}
 
 
+def test_playlist_stages_register_a_tracks_champion_tagged_with_the_data_version(
+    repo: Path,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    validation = json.loads((repo / "reports" / "playlists_validation.json").read_text())
+    assert validation["playlists"] == validation["playlists_kept"] == 600
+    assert validation["playlists_quarantined"] == 0 and validation["playlist_tracks"] > 0
+    train = json.loads((repo / "reports" / "playlists_train.json").read_text())
+    assert set(train) == {"popularity", "knn"}
+    best = max(train, key=lambda k: train[k]["r_precision"])
+    assert (
+        train[best]["promoted"] and train["knn"]["r_precision"] > train["popularity"]["r_precision"]
+    )
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    path = "data/playlists/playlist_tracks.parquet"
+    (pairs,) = [d for d in lock["stages"]["playlists_train"]["deps"] if d["path"] == path]
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    tagged = [r for r in runs if "dvc.playlists.md5" in r.data.tags]
+    assert len(tagged) == 1 and tagged[0].data.tags["dvc.playlists.md5"] == pairs["md5"]
+    assert tagged[0].data.tags["catalogue"] == "tracks"
+
+
 def test_an_experiment_with_a_changed_parameter_is_listed(repo: Path) -> None:
     out = run(repo, "dvc", "exp", "run", "-n", "small-als", "-S", "train.params.als.factors=8")
     assert "Running stage 'train'" in out and "Running stage 'fetch'" not in out, out
+    assert "Running stage 'playlists_train'" not in out, out
     text = run(repo, "dvc", "exp", "show", "--json")
     shown = json.loads(text[text.index("[") :])
     names = [e.get("name") for rev in shown for e in rev.get("experiments") or []]
