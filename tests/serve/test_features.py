@@ -122,7 +122,6 @@ def test_onboarding_from_seed_names_and_ids(tc: TestClient) -> None:
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"seeds": ["nobody"]}, "seeds"),
         ({"seeds": []}, "seeds"),
         ({"seeds": ["a"], "k": 0}, "k"),
         ({"seeds": ["a"], "k": 2000}, "k"),
@@ -134,6 +133,40 @@ def test_onboarding_from_seed_names_and_ids(tc: TestClient) -> None:
 )
 def test_onboarding_input_is_validated(tc: TestClient, payload: dict[str, Any], field: str) -> None:
     _error(tc.post("/v1/recommendations", json=payload), 422, field)
+
+
+def test_what_the_catalogue_lacks_is_a_404_naming_the_field(tc: TestClient) -> None:
+    """No known seed, or a mood of the vocabulary too few of these artists carry: the request
+    is valid (the schema allows it) but names nothing here."""
+    _error(tc.post("/v1/recommendations", json={"seeds": ["nobody"]}), 404, "seeds")
+    error = _error(tc.get("/v1/users/u1/recommendations", params={"mood": "sleep"}), 404, "mood")
+    assert "chill" in error["message"] and "party" in error["message"]
+    _error(tc.post("/v1/recommendations", json={"seeds": ["a"], "mood": "sleep"}), 404, "mood")
+
+
+@pytest.mark.parametrize("k", [2.0, 2])
+def test_a_whole_number_k_is_taken_as_json_counts_it(tc: TestClient, k: Any) -> None:
+    resp = tc.post("/v1/recommendations", json={"seeds": ["a"], "k": k})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["items"]) == 2
+
+
+@pytest.mark.parametrize("k", [True, 2.5, "2", None])
+def test_k_that_is_not_a_whole_number_is_refused(tc: TestClient, k: Any) -> None:
+    _error(tc.post("/v1/recommendations", json={"seeds": ["a"], "k": k}), 422, "k")
+    _error(tc.post("/v1/recommendations/batch", json={"user_ids": ["u1"], "k": k}), 422, "k")
+
+
+def test_the_schema_lists_the_mood_vocabulary(tc: TestClient) -> None:
+    from setlist.serve.answer.moods import MOOD_NAMES
+
+    spec = tc.get("/openapi.json").json()
+    params = spec["paths"]["/v1/users/{user_id}/recommendations"]["get"]["parameters"]
+    (mood,) = [p for p in params if p["name"] == "mood"]
+    enum = mood["schema"].get("enum") or next(
+        a["enum"] for a in mood["schema"]["anyOf"] if "enum" in a
+    )
+    assert list(enum) == list(MOOD_NAMES) and "sleep" in enum
 
 
 def test_batch_answers_every_user(tc: TestClient) -> None:

@@ -21,7 +21,7 @@ from setlist.events.keys import KeyStore
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
-from tests.serve.test_schemathesis import CHECKS
+from tests.serve.test_schemathesis import CHECKS, CONFIG, in_range_ts
 
 _HOME = Path(tempfile.mkdtemp(prefix="setlist-schemathesis-auth-"))
 atexit.register(shutil.rmtree, _HOME, True)
@@ -32,7 +32,12 @@ _STORE = KeyStore(f"sqlite:///{_HOME / 'events.db'}")
 KEY = _STORE.create("fuzzer", "read,events,admin", "1000000/minute", "test", "test")[1]
 _STORE.close()
 APP = create_app(_SETTINGS, save_tagged_bundle(_HOME / "bundle"))
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
+
+
+@schema.hook
+def map_body(context: Any, body: Any) -> Any:
+    return in_range_ts(body)
 
 
 @schema.parametrize()

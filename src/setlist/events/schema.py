@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    StrictInt,
     TypeAdapter,
     ValidationInfo,
     field_validator,
@@ -57,6 +58,24 @@ def storable_text(value: str) -> str:
 
 
 StorableText = AfterValidator(storable_text)
+
+
+def json_integer(value: Any) -> Any:
+    """A JSON integer: an int, or a float with no fraction (JSON Schema counts ``2.0`` as the
+    integer 2, and clients that write every number as a double send it so); never a boolean
+    (``true`` is not 1) or a string."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise ValueError("must be a whole number")
+    if not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 EventId = Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID), StorableText]
 ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID), StorableText]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL), StorableText]
@@ -71,9 +90,14 @@ class Event(BaseModel):
     user_id: ExternalId
     item_id: ExternalId
     type: EventType
-    ts: datetime = Field(description="When it happened (ISO 8601 or epoch seconds; UTC if naive).")
-    play_ms: StrictInt | None = Field(default=None, ge=0, le=86_400_000)
-    position: StrictInt | None = Field(default=None, ge=0, le=10_000)
+    ts: datetime = Field(
+        description="When it happened (ISO 8601 or epoch seconds; UTC if naive): from "
+        "2000-01-01 to a few minutes past the server's clock (the max_future_s setting).",
+        json_schema_extra={"x-minimum": "2000-01-01T00:00:00Z", "x-maximum": "server time + 300 s"},
+    )
+    # Bounds before the validator, so the schema states them as minimum/maximum.
+    play_ms: Annotated[int, Ge(0), Le(86_400_000), BeforeValidator(json_integer)] | None = None
+    position: Annotated[int, Ge(0), Le(10_000), BeforeValidator(json_integer)] | None = None
     arm: Label | None = Field(default=None, description="A/B arm or policy that served the item.")
     model_version: Label | None = None
     propensity: float | None = Field(

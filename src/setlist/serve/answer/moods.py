@@ -21,7 +21,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from setlist.arrays import FloatArray, IntArray
-from setlist.errors import ValidationError
+from setlist.errors import NotFoundError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ MOODS: tuple[Mood, ...] = (
     Mood("summer", "Sunshine and beaches", ("summer", "summer song", "summer time",
          "beach music", "sunshine", "sunny")),
 )  # fmt: skip
+#: The mood vocabulary (the API schema's enum); a model offers the ones its catalogue supports.
+MOOD_NAMES: tuple[str, ...] = tuple(m.name for m in MOODS)
 MIN_ITEMS = 3
 SHARE_PRIOR = 5.0  # tag applications added to every artist's total: one stray tag is not a mood
 
@@ -108,13 +110,14 @@ class MoodTable:
             self._columns[mood.name] = j
 
     def get(self, name: str) -> MoodInfo:
-        """The offered mood of that name; a 422 naming ``mood`` otherwise."""
+        """The offered mood of that name: a 422 naming ``mood`` for a name outside the vocabulary
+        (:data:`MOOD_NAMES`, the schema's enum), a 404 for one this catalogue does not offer
+        (too few of its artists carry the mood's tags)."""
         info = self.offered.get(name)
         if info is None:
             known = ", ".join(self.offered) or "none for this model"
-            raise ValidationError(
-                f"unknown mood {name!r}; moods: {known}", field="mood", value=name[:100]
-            )
+            error = NotFoundError if name in MOOD_NAMES else ValidationError
+            raise error(f"unknown mood {name!r}; moods: {known}", field="mood", value=name[:100])
         return info
 
     def column(self, name: str) -> FloatArray:

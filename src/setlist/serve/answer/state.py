@@ -215,7 +215,7 @@ class ModelState:
         elif ask.seeds:
             rows, unknown = answerer.resolve_seeds(ask.seeds)
             if not rows:
-                raise ValidationError(
+                raise NotFoundError(
                     f"none of the seeds is a known artist id or name: {list(ask.seeds)[:5]}",
                     field="seeds",
                 )

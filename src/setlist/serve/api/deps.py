@@ -17,6 +17,7 @@ from setlist.config import Settings
 from setlist.errors import ValidationError
 from setlist.serve.answer.ask import DEFAULT_K, MAX_ID_LENGTH, MAX_MOOD_LENGTH
 from setlist.serve.answer.explore import ExplorationPolicy
+from setlist.serve.answer.moods import MOOD_NAMES
 from setlist.serve.answer.state import ModelState
 from setlist.serve.api import guard  # noqa: F401  (registers the path convertor first)
 from setlist.serve.api.service import Service, service_of
@@ -116,7 +117,9 @@ MoodQuery = Annotated[
     Query(
         min_length=1,
         max_length=MAX_MOOD_LENGTH,
-        description="Blend the listener's taste with a mood (see GET /v1/moods).",
+        description="Blend the listener's taste with a mood (see GET /v1/moods): one of the "
+        "vocabulary; 404 where this catalogue does not offer it.",
+        json_schema_extra={"enum": list(MOOD_NAMES)},
     ),
 ]
 UserIdPath = Annotated[

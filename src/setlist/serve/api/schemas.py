@@ -10,11 +10,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     StringConstraints,
 )
 
-from setlist.events.schema import StorableText
+from setlist.events.schema import JsonInt, StorableText
 from setlist.serve.answer.ask import (
     DEFAULT_K,
     MAX_BATCH_USERS,
@@ -27,6 +26,7 @@ from setlist.serve.answer.ask import (
     MAX_PLAYLIST_TRACKS,
     MAX_SEEDS,
 )
+from setlist.serve.answer.moods import MOOD_NAMES
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH), StorableText]
 # The work of one batch request: users x k answers at most (413 over it).
@@ -89,14 +89,18 @@ class OnboardingIn(BaseModel):
     seeds: list[Id] = Field(
         min_length=1, max_length=MAX_SEEDS, description="Seed artists: item ids or names."
     )
-    k: StrictInt = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items.")
+    k: JsonInt = Field(default=DEFAULT_K, ge=1, le=MAX_BODY_K, description="How many items.")
     exclude: list[Id] = Field(
         default_factory=list, max_length=MAX_BODY_EXCLUDE, description="Item ids never to return."
     )
     mood: (
         Annotated[str, StringConstraints(min_length=1, max_length=MAX_MOOD_LENGTH), StorableText]
         | None
-    ) = None
+    ) = Field(
+        default=None,
+        description="Blend with a mood of the vocabulary; 404 where the catalogue lacks it.",
+        json_schema_extra={"enum": [*MOOD_NAMES, None]},
+    )
 
 
 class OnboardingPublic(BaseModel):
@@ -117,7 +121,7 @@ class BatchIn(BaseModel):
     user_ids: list[Id] = Field(
         min_length=1, max_length=MAX_BATCH_USERS, description="Up to 1,000 user ids."
     )
-    k: StrictInt = Field(
+    k: JsonInt = Field(
         default=DEFAULT_K,
         ge=1,
         le=MAX_BODY_K,
@@ -247,7 +251,7 @@ class ContinueIn(BaseModel):
         max_length=MAX_PLAYLIST_TRACKS,
         description="Track ids already on the playlist (up to 1,000); unknown ones are counted.",
     )
-    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_CONTINUE_K, description="How many tracks.")
+    k: JsonInt = Field(default=DEFAULT_K, ge=1, le=MAX_CONTINUE_K, description="How many tracks.")
     exclude: list[CleanId] = Field(
         default_factory=list, max_length=MAX_BODY_EXCLUDE, description="Track ids never to return."
     )

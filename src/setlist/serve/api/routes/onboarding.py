@@ -35,6 +35,7 @@ from setlist.serve.runtime.loading import CatalogueServing
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "No known seed, or a mood this catalogue lacks."},
     400: {"model": ErrorPublic},
     413: {"model": ErrorPublic},
     422: {"model": ErrorPublic},

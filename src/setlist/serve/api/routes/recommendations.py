@@ -23,6 +23,7 @@ from setlist.serve.runtime.loading import CatalogueServing
 router = APIRouter(prefix="/v1/users", tags=["recommendations"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "No known seed, or a mood this catalogue lacks."},
     422: {"model": ErrorPublic},
     503: {"model": ErrorPublic},
 }
