@@ -166,12 +166,16 @@ class PlaylistAnswers:
             title_scores = self.title.scores(name)
             if title_scores is not None:
                 text = f"playlists named like {name!r}"
-                for i, row in enumerate(rows.tolist()):
-                    share = float(title_scores[row])
-                    if share > 0:
-                        out[i].append(
-                            {"item_id": "", "name": text, "contribution": share, "kind": TITLE}
-                        )
+                shares = np.asarray(title_scores[rows], dtype=np.float64)
+                for i in np.flatnonzero(shares > 0).tolist():
+                    out[i].append(
+                        {
+                            "item_id": "",
+                            "name": text,
+                            "contribution": float(shares[i]),
+                            "kind": TITLE,
+                        }
+                    )
         return out
 
     def _seed_reasons(self, rows: IntArray, seeds: IntArray) -> list[list[Reason]]:
@@ -187,26 +191,27 @@ class PlaylistAnswers:
             )
             if any(found):
                 return [[{**r, "kind": "seed"} for r in row] for row in found]
-        # Co-occurrence: how many training playlists hold both the seed and the track.
+        # Co-occurrence: how many training playlists hold both the seed and the track; the best
+        # seeds of every answered track at once (one argsort over the seeds x rows block).
         together = self._items_playlists()
         counts = np.asarray((together[seeds] @ together[rows].T).todense(), dtype=np.float64)
-        out: list[list[Reason]] = []
-        for col in range(len(rows)):
-            column = counts[:, col]
-            best = np.argsort(-column, kind="stable")[:MAX_BECAUSE]
-            out.append(
-                [
-                    {
-                        "item_id": str(ids[seeds[b]]),
-                        "name": str(names[seeds[b]]),
-                        "contribution": float(column[b]),
-                        "kind": "seed",
-                    }
-                    for b in best.tolist()
-                    if column[b] > 0
-                ]
-            )
-        return out
+        best = np.argsort(-counts, axis=0, kind="stable")[:MAX_BECAUSE]
+        seed_ids = [str(ids[s]) for s in seeds.tolist()]
+        seed_names = [str(names[s]) for s in seeds.tolist()]
+        top = np.take_along_axis(counts, best, axis=0).tolist()
+        return [
+            [
+                {
+                    "item_id": seed_ids[b],
+                    "name": seed_names[b],
+                    "contribution": c,
+                    "kind": "seed",
+                }
+                for b, c in zip(column, values, strict=True)
+                if c > 0
+            ]
+            for column, values in zip(best.T.tolist(), zip(*top, strict=True), strict=True)
+        ]
 
     def _items_playlists(self) -> sp.csr_matrix:
         """Items x training playlists, 1 where the playlist holds the track (built once)."""

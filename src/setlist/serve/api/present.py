@@ -86,6 +86,29 @@ def recommendations_json(
     return orjson.dumps(body)
 
 
+def continuation_json(recs: Recommendations, artists: Sequence[str | None]) -> bytes:
+    """The :class:`ContinuePublic` shape as JSON bytes, without model validation (500 items
+    with reasons through pydantic took about half of the route's time)."""
+    body: dict[str, Any] = {
+        "items": [
+            {
+                "item_id": i.item_id,
+                "name": i.name,
+                "artist": artist,
+                "score": i.score,
+                # Reason dicts are already in the response's shape (kind set on every one);
+                # a title reason's empty item_id is written as null.
+                "because": [r if r["item_id"] else {**r, "item_id": None} for r in i.because],
+            }
+            for i, artist in zip(recs.items, artists, strict=True)
+        ],
+        "strategy": recs.strategy,
+        "unknown_tracks": list(recs.unknown_seeds),
+        "model_version": recs.model_version,
+    }
+    return orjson.dumps(body)
+
+
 def catalogue_public(serving: CatalogueServing) -> CataloguePublic:
     """One catalogue's spec and the state of its primary (or first ready) arm."""
     state, spec = serving.model, serving.catalogue

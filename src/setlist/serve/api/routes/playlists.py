@@ -13,16 +13,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
 
 from setlist.catalogue import TRACKS_CATALOGUE
 from setlist.serve.answer.ask import MAX_ID_LENGTH, Ask
 from setlist.serve.api.deps import ServiceDep, check_exclude
+from setlist.serve.api.present import continuation_json
 from setlist.serve.api.routes.catalogue import search_rows
 from setlist.serve.api.schemas import (
     ContinueIn,
-    ContinueItemPublic,
     ContinuePublic,
-    ContinueReasonPublic,
     ErrorPublic,
     PlaylistPublic,
     PlaylistTrackPublic,
@@ -49,8 +49,8 @@ def _tracks(service: Service) -> CatalogueServing:
     return service.catalogue(TRACKS_CATALOGUE)
 
 
-@router.post("/playlists/continue", responses=_ERRORS)
-def continue_playlist(body: ContinueIn, request: Request, service: ServiceDep) -> ContinuePublic:
+@router.post("/playlists/continue", responses=_ERRORS, response_model=ContinuePublic)
+def continue_playlist(body: ContinueIn, request: Request, service: ServiceDep) -> Response:
     """The k tracks that best continue a new playlist, from its tracks, its name, or both.
 
     Never a seed track, never one twice; unknown seed ids are listed in ``unknown_tracks``.
@@ -71,30 +71,8 @@ def continue_playlist(body: ContinueIn, request: Request, service: ServiceDep) -
     if recs.fallback_reason is not None:
         service.metrics.fell_back(recs.fallback_reason, arm.name, serving.name)
     service.metrics.answered(arm.name, state.bundle, recs.strategy, None, recs.items, serving.name)
-    items = [
-        ContinueItemPublic(
-            item_id=i.item_id,
-            name=i.name,
-            artist=state.artist(i.row),
-            score=i.score,
-            because=[
-                ContinueReasonPublic(
-                    kind=r.get("kind", "seed"),
-                    item_id=r["item_id"] or None,
-                    name=r["name"],
-                    contribution=r["contribution"],
-                )
-                for r in i.because
-            ],
-        )
-        for i in recs.items
-    ]
-    return ContinuePublic(
-        items=items,
-        strategy=recs.strategy,
-        unknown_tracks=list(recs.unknown_seeds),
-        model_version=recs.model_version,
-    )
+    artists = [state.artist(i.row) for i in recs.items]
+    return Response(continuation_json(recs, artists), media_type="application/json")
 
 
 @router.get("/playlists/{pid}", responses=_ERRORS)
