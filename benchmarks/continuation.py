@@ -2,6 +2,7 @@
 
     SETLIST_DATA_MIRROR=../shared/data OPENBLAS_NUM_THREADS=1 \\
         python -m benchmarks.continuation [--seconds 10] [--workers 2] [--tracks 1000000]
+        python -m benchmarks.continuation --in-process 400 [--only subset]   # no server
 
 Two catalogues, each served by ``setlist serve --bundle tracks=DIR --workers N`` on loopback and
 driven by ``wrk`` (``apt-get install -y wrk``) with a Lua script that posts a random body of a
@@ -273,6 +274,31 @@ def measure(
         proc.wait(60)
 
 
+def in_process(name: str, bundle: Path, bodies: list[str], n: int, work: Path) -> None:
+    """The route without a server: ``n`` requests through the app in this process (FastAPI's
+    TestClient), one at a time: one answer and its JSON, without network or queueing."""
+    from fastapi.testclient import TestClient
+
+    from setlist.config import Settings
+    from setlist.serve import create_app
+
+    settings = Settings(home=work / f"home-inproc-{name}", mlflow_tracking_uri=None,
+                        download=False, rate_limit="", online_updates=False)  # fmt: skip
+    app = create_app(settings, {TRACKS_CATALOGUE: bundle})
+    headers = {"content-type": "application/json"}
+    with TestClient(app) as client:
+        for body in bodies[:5]:  # warm-up (lazy structures, caches)
+            client.post("/v1/playlists/continue", content=body, headers=headers)
+        times = []
+        for body in (bodies * (1 + n // max(1, len(bodies))))[:n]:
+            started = time.perf_counter()
+            answer = client.post("/v1/playlists/continue", content=body, headers=headers)
+            times.append(1e3 * (time.perf_counter() - started))
+            answer.raise_for_status()
+    print(f"  {name}: in process, one at a time: median {float(np.median(times)):.1f} ms, "
+          f"p99 {float(np.percentile(times, 99)):.1f} ms over {n}  [{load()}]")  # fmt: skip
+
+
 def _statuses(run: dict[str, float]) -> str:
     """HTTP statuses of a wrk run (a 503 is the service shedding load past its in-flight cap)."""
     found = sorted(
@@ -290,6 +316,10 @@ def main() -> None:
     parser.add_argument("--playlists", type=int, default=100_000)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--only", choices=["subset", "synthetic"])
+    parser.add_argument(
+        "--in-process", type=int, default=0, metavar="N",
+        help="instead of a server and wrk: N requests through the app in this process",
+    )  # fmt: skip
     args = parser.parse_args()
     mirror = Path(os.environ.get("SETLIST_DATA_MIRROR", "../shared/data"))
     print(f"k={K}, {args.workers} worker(s), {os.cpu_count()} cores, {load()}")
@@ -297,10 +327,16 @@ def main() -> None:
         work = Path(tmp)
         if args.only in (None, "subset"):
             bodies = subset_bundle(mirror, work / "subset")
-            measure("subset", work / "subset", bodies, args, work)
+            if args.in_process:
+                in_process("subset", work / "subset", bodies, args.in_process, work)
+            else:
+                measure("subset", work / "subset", bodies, args, work)
         if args.only in (None, "synthetic"):
             bodies = synthetic_bundle(args.tracks, args.playlists, args.factors, work / "big")
-            measure("1M tracks", work / "big", bodies, args, work)
+            if args.in_process:
+                in_process("1M tracks", work / "big", bodies, args.in_process, work)
+            else:
+                measure("1M tracks", work / "big", bodies, args, work)
 
 
 if __name__ == "__main__":
