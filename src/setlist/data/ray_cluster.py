@@ -22,10 +22,10 @@ def start_ray(address: str | None = None, cpus: int = 2) -> bool:
     """Make Ray ready in this process; True when this call started (or joined) it."""
     import ray
 
-    if ray.is_initialized():
-        return False
     if cpus < 1:
         raise ConfigError(f"Ray needs at least 1 CPU, got {cpus}", field="cpus")
+    if ray.is_initialized():
+        return False
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address:
         try:
