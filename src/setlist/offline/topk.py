@@ -13,8 +13,8 @@ Small catalogues (up to ``exact_max_items``) are scored exactly.
 Each user's heard items are dropped by over-fetching: users are grouped by how many items they
 have heard, so a batch asks for ``k`` plus its largest history (capped; a user with a longer
 history gets exact scoring instead). Other models use their own ``recommend`` in blocks. The
-``ray`` backend splits the users over Ray Data tasks, each loading the bundle from its folder
-once and searching the bundle's own index.
+``ray`` backend splits the users over Ray Data actors, each loading the bundle once (its files
+sent through Ray's object store) and searching the bundle's own index.
 
 Every list goes through the service's ranking rules (:class:`setlist.serve.answer.block.
 BlockAnswerer`: blocked items and tags, the per-tag cap, the new-item slot, as
@@ -252,8 +252,9 @@ def recommend_all_ray(
     """The same with Ray Data: user blocks as a dataset, one bundle per actor, Parquet out.
 
     Ray is joined at ``address`` (a cluster: one actor per CPU it offers), or reused, or
-    started locally with ``cpus`` CPUs (:mod:`setlist.data.ray_cluster`). On a cluster,
-    ``bundle_dir`` and ``out`` must be on storage every node sees.
+    started locally with ``cpus`` CPUs (:mod:`setlist.data.ray_cluster`). The bundle's files
+    travel once through Ray's object store and the lists come back to the driver, which
+    writes ``out``: a cluster needs no storage shared with the driver.
     """
     import ray
 
@@ -269,9 +270,10 @@ def recommend_all_ray(
         # The user rows go in from the driver (no read tasks): the actors may take every CPU.
         blocks = [pa.table({"id": rows}) for rows in user_blocks(n_users)]
         users: Any = ray.data.from_arrow(blocks or [pa.table({"id": pa.array([], pa.int64())})])
+        packed = [ray.put(_pack(bundle_dir))]  # in a list: the actors fetch it themselves
         ranked: Any = users.map_batches(
             _RayTopK,
-            fn_constructor_args=(str(bundle_dir), k, ranking or RankingConfig()),
+            fn_constructor_args=(packed, k, ranking or RankingConfig()),
             batch_size=BATCH,
             batch_format="pyarrow",
             concurrency=max(1, min(actors, len(blocks))),
@@ -291,14 +293,30 @@ RAY_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
+def _pack(folder: Path) -> dict[str, bytes]:
+    """A bundle folder's files by relative path (what the actors rebuild it from)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
+
+
 class _RayTopK:
     """A Ray Data actor: loads the bundle once, answers user-row batches."""
 
-    def __init__(self, bundle_dir: str, k: int, ranking: RankingConfig) -> None:
+    def __init__(self, packed: list[Any], k: int, ranking: RankingConfig) -> None:
+        import tempfile
+
+        import ray
+
         from setlist.index import set_search_threads
 
         set_search_threads(1)
-        self.bundle = ModelBundle.load(Path(bundle_dir))
+        # Kept for the actor's life: a model may read its files lazily.
+        self.folder = tempfile.TemporaryDirectory(prefix="setlist-bundle-")
+        root = Path(self.folder.name)
+        for name, data in ray.get(packed[0]).items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        self.bundle = ModelBundle.load(root)
         self.k = k
         self.answerer = BlockAnswerer(self.bundle, ranking)
 
