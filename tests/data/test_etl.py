@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from setlist.cli import app
+from setlist.config import Settings
 from setlist.data.etl import etl, plan
 from setlist.data.loaders import LASTFM_360K_COLUMNS, lastfm_interactions, read_table
 from setlist.data.playlists import read_playlists
+from setlist.data.sources import SourceConfig
 from setlist.errors import ValidationError
 
 MBID = "a74b1b7f-71a5-4011-9441-d0b5e4122711"
@@ -68,6 +70,19 @@ def test_tsv_parts_equal_the_360k_loader_and_quarantine_names_the_lines(tmp_path
     assert report.rows_accepted == 37
     assert quarantined_lines(out) == sorted(BAD_LINES)  # lines of the whole file, not the part
     assert 'lee "scratch" perry' in plays.get_column("name").to_list()
+
+
+def test_the_mirrored_360k_sample_equals_its_loader(mirror: Path, settings: Settings) -> None:
+    from setlist.data.loaders import load
+
+    config = SourceConfig.from_settings(settings)
+    result = etl("lastfm-360k", settings.home / "shards", config=config, part_bytes=2**18)
+    dataset, report = load("lastfm-360k", config)
+    assert result.parts > 2 and result.rows_written == report.rows_accepted == 10_000
+    plays = pl.concat(list(shards(settings.home / "shards").values()))
+    assert plays.select("user", "item", "weight").equals(
+        dataset.interactions.select("user", "item", "weight")
+    )
 
 
 def test_tsv_fail_names_file_and_first_bad_line(tmp_path: Path) -> None:

@@ -21,3 +21,18 @@ def test_no_cpus_is_refused() -> None:
     pytest.importorskip("ray")
     with pytest.raises(ConfigError, match="at least 1 CPU, got 0"):
         ray_cluster.start_ray(None, cpus=0)
+
+
+def test_the_address_is_the_option_else_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from setlist.cli.common import ray_address
+    from setlist.config import get_settings
+
+    get_settings.cache_clear()
+    assert ray_address(None) is None  # no address: a local Ray
+    monkeypatch.setenv("SETLIST_RAY_ADDRESS", "ray://head:10001")
+    get_settings.cache_clear()
+    try:
+        assert ray_address(None) == "ray://head:10001"
+        assert ray_address("auto") == "auto"
+    finally:
+        get_settings.cache_clear()

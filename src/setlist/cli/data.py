@@ -167,7 +167,7 @@ def data_etl(
     table.add_row(f"{unit} written", fmt(result.rows_written))
     table.add_row(f"{unit} quarantined", fmt(result.rows_quarantined))
     table.add_row("seconds", fmt(result.seconds))
-    table.add_row(f"{unit}/s", fmt(result.rate))
+    table.add_row(f"{unit}/s", fmt(round(result.rate) if result.rate >= 100 else result.rate))
     table.add_row("out", str(result.out))
     console.print(table)
     for path in result.quarantine[:MAX_LISTED]:
