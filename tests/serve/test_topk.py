@@ -49,7 +49,8 @@ def test_ray_backend_matches_local(hnsw_dir: Path, tmp_path: Path, ray_session: 
     from setlist.offline.topk import recommend_all_ray
 
     local = recommend_all_local(ModelBundle.load(hnsw_dir), 3, tmp_path / "local.parquet")
-    ray_out = recommend_all_ray(hnsw_dir, 3, tmp_path / "ray.parquet", cpus=2)
+    # Blocks of two users: three blocks over two actors.
+    ray_out = recommend_all_ray(hnsw_dir, 3, tmp_path / "ray.parquet", cpus=2, batch=2)
     assert ray_out.users == local.users == 6
 
     def rows(path: Path) -> list[tuple[str, int, str, float]]:

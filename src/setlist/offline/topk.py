@@ -248,6 +248,7 @@ def recommend_all_ray(
     cpus: int = 2,
     ranking: RankingConfig | None = None,
     address: str | None = None,
+    batch: int = BATCH,
 ) -> TopKResult:
     """The same with Ray Data: user blocks as a dataset, one bundle per actor, Parquet out.
 
@@ -268,13 +269,13 @@ def recommend_all_ray(
     with ray_session(address, cpus):
         actors = cluster_cpus() if address else cpus
         # The user rows go in from the driver (no read tasks): the actors may take every CPU.
-        blocks = [pa.table({"id": rows}) for rows in user_blocks(n_users)]
+        blocks = [pa.table({"id": rows}) for rows in user_blocks(n_users, batch)]
         users: Any = ray.data.from_arrow(blocks or [pa.table({"id": pa.array([], pa.int64())})])
         packed = [ray.put(_pack(bundle_dir))]  # in a list: the actors fetch it themselves
         ranked: Any = users.map_batches(
             _RayTopK,
             fn_constructor_args=(packed, k, ranking or RankingConfig()),
-            batch_size=BATCH,
+            batch_size=batch,
             batch_format="pyarrow",
             concurrency=max(1, min(actors, len(blocks))),
         )
