@@ -330,6 +330,10 @@ class Settings(BaseSettings):
     loop_metrics_port: int = Field(
         default=9101, ge=1, le=65535, description="Port of the loop worker's /metrics."
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster the Ray commands join (auto, ray://HOST:10001); none: local Ray.",
+    )
     ui_api_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The HTTP API the Streamlit app (`setlist ui`) talks to.",

@@ -249,3 +249,12 @@ def test_cronjobs_and_the_rayjob_run_real_commands() -> None:
     assert parse_command_line(root, argv) == "setlist tune"
     assert argv[argv.index("--backend") + 1] == "ray"
     assert rayjob["spec"]["shutdownAfterJobFinishes"] is True
+
+
+def test_the_rayjob_names_the_ray_the_image_installs() -> None:
+    ray = pytest.importorskip("ray")
+    (rayjob,) = build("tuning")
+    version = rayjob["spec"]["rayClusterSpec"]["rayVersion"]
+    assert version.split(".")[:2] == ray.__version__.split(".")[:2], (
+        f"RayJob rayVersion {version} but the image's Ray is {ray.__version__}"
+    )

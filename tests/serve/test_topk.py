@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -46,23 +45,36 @@ def test_cli_writes_every_user(hnsw_dir: Path, tmp_path: Path) -> None:
     assert direct.users == 6
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SETLIST_RAY_TESTS"),
-    reason="starting Ray takes minutes on a loaded 2-core machine; set SETLIST_RAY_TESTS=1",
-)
-def test_ray_backend_matches_local(hnsw_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+def test_ray_backend_matches_local(hnsw_dir: Path, tmp_path: Path, ray_session: None) -> None:
     from setlist.offline.topk import recommend_all_ray
 
     local = recommend_all_local(ModelBundle.load(hnsw_dir), 3, tmp_path / "local.parquet")
-    ray_out = recommend_all_ray(hnsw_dir, 3, tmp_path / "ray.parquet", cpus=2)
-    assert ray_out.users == local.users
+    # Blocks of two users: three blocks over two actors.
+    ray_out = recommend_all_ray(hnsw_dir, 3, tmp_path / "ray.parquet", cpus=2, batch=2)
+    assert ray_out.users == local.users == 6
 
-    def rows(path: Path) -> list[tuple[str, int, str]]:
+    def rows(path: Path) -> list[tuple[str, int, str, float]]:
         t = pq.read_table(path).to_pylist()
-        return sorted((str(r["user_id"]), int(r["rank"]), str(r["item_id"])) for r in t)
+        return sorted(
+            (str(r["user_id"]), int(r["rank"]), str(r["item_id"]), round(float(r["score"]), 5))
+            for r in t
+        )
 
     assert rows(tmp_path / "local.parquet") == rows(tmp_path / "ray.parquet")
+    assert len(rows(tmp_path / "ray.parquet")) == 6 * 3
+
+
+def test_cli_ray_backend_uses_the_running_ray(
+    hnsw_dir: Path, tmp_path: Path, ray_session: None
+) -> None:
+    import ray
+
+    out = tmp_path / "picks.parquet"
+    args = ["recommend-all", "--bundle", str(hnsw_dir), "--k", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--backend", "ray"])
+    assert result.exit_code == 0, result.output
+    assert ray.is_initialized()  # the session's Ray was reused, not shut down
+    assert pq.read_table(out).num_rows == 6 * 2
 
 
 def test_heard_lookup_matches_each_users_history() -> None:

@@ -47,6 +47,19 @@ BadRowsOpt = Annotated[
     str,
     typer.Option("--on-bad-rows", help="fail: stop at the first bad row; quarantine: set aside."),
 ]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Join this Ray cluster (auto, ray://HOST:10001) instead of starting a local Ray; "
+        "default SETLIST_RAY_ADDRESS.",
+    ),
+]
+
+
+def ray_address(value: str | None) -> str | None:
+    """The cluster a Ray command joins: the option, else SETLIST_RAY_ADDRESS, else none."""
+    return value or get_settings().ray_address
 
 
 @contextmanager

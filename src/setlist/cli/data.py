@@ -10,6 +10,7 @@ from rich.table import Table
 
 from setlist.cli.common import (
     BadRowsOpt,
+    RayAddressOpt,
     check_bad_rows,
     console,
     data_app,
@@ -18,6 +19,7 @@ from setlist.cli.common import (
     sources,
     stages,
 )
+from setlist.cli.common import ray_address as cluster
 from setlist.config import Settings
 
 MAX_LISTED = 30
@@ -117,3 +119,56 @@ def _validate_playlists(source: str, settings: Settings, on_bad_rows: Any, qdir:
     console.print(table)
     for problem in report.problems[:20]:
         console.print(f"[yellow]bad playlist[/yellow] {problem}")
+
+
+@data_app.command("etl")
+def data_etl(
+    source: Annotated[
+        str,
+        typer.Argument(help="lastfm-360k, spotify-mpd, a Last.fm-360K-shaped TSV, or MPD slices."),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder of the Parquet shards.")],
+    backend: Annotated[str, typer.Option(help="local (this process) or ray (Ray Data).")] = "local",
+    on_bad_rows: BadRowsOpt = "fail",
+    part_mb: Annotated[
+        float, typer.Option(min=0.001, help="TSV part size in MiB (one shard each).")
+    ] = 64.0,
+    cpus: Annotated[int, typer.Option(min=1, help="CPUs of a local Ray.")] = 2,
+    ray_address: RayAddressOpt = None,
+) -> None:
+    """Convert a source to Parquet shards, here or on Ray Data (the same shards either way).
+
+    TSV: OUT/plays/part-NNNNN.parquet (user, item, weight, name, mbid); MPD slices:
+    OUT/{playlists,tracks,playlist_tracks}/<slice>.parquet; bad rows: OUT/quarantine/.
+    Examples: setlist data etl lastfm-360k --out shards/360k --backend ray;
+    setlist data etl ./mpd/data --out shards/mpd --on-bad-rows quarantine
+    """
+    from setlist.data.etl import etl
+
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter(f"--backend must be local or ray, got {backend!r}")
+    settings = settings_with()
+    with stages(1) as say:
+        result = etl(
+            source,
+            out,
+            backend="ray" if backend == "ray" else "local",
+            on_bad_rows=check_bad_rows(on_bad_rows),
+            config=sources(settings),
+            part_bytes=max(1, int(part_mb * 2**20)),
+            ray_address=cluster(ray_address) if backend == "ray" else None,
+            cpus=cpus,
+        )
+        say(f"{result.parts} part(s) written")
+    unit = "playlists" if result.kind == "mpd" else "rows"
+    table = Table("figure", "value", title=f"etl of {source} ({result.backend})")
+    table.add_row("parts", fmt(result.parts))
+    table.add_row(f"{unit} read", fmt(result.rows_read))
+    table.add_row(f"{unit} written", fmt(result.rows_written))
+    table.add_row(f"{unit} quarantined", fmt(result.rows_quarantined))
+    table.add_row("seconds", fmt(result.seconds))
+    table.add_row(f"{unit}/s", fmt(round(result.rate) if result.rate >= 100 else result.rate))
+    table.add_row("out", str(result.out))
+    console.print(table)
+    for path in result.quarantine[:MAX_LISTED]:
+        console.print(f"[yellow]quarantine[/yellow] {path}")

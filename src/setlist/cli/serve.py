@@ -13,7 +13,8 @@ import typer
 from pydantic import SecretStr
 from rich.table import Table
 
-from setlist.cli.common import app, console, fmt, settings_with
+from setlist.cli.common import RayAddressOpt, app, console, fmt, settings_with
+from setlist.cli.common import ray_address as cluster
 from setlist.config import Settings
 from setlist.errors import ConfigError
 
@@ -170,12 +171,14 @@ def recommend_all(
     ] = None,
     backend: Annotated[str, typer.Option(help="local (threads) or ray (Ray Data).")] = "local",
     cpus: Annotated[int, typer.Option(min=1, help="Threads or Ray CPUs.")] = 2,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Top-k unheard items for every user ("top picks for today") into one Parquet file.
 
     Columns: user_id, rank, item_id, score. Examples:
     setlist recommend-all --k 100 --out picks.parquet;
     setlist recommend-all --backend ray --bundle ./bundle --out picks.parquet
+    [--ray-address auto]
     """
     if backend not in ("local", "ray"):
         raise typer.BadParameter(f"--backend must be local or ray, got {backend!r}")
@@ -187,7 +190,8 @@ def recommend_all(
     with tempfile.TemporaryDirectory(prefix="setlist-topk-") as tmp:
         folder = bundle or _download(settings, version, Path(tmp))
         if backend == "ray":
-            result = recommend_all_ray(folder, k, out, cpus, ranking)
+            address = cluster(ray_address)
+            result = recommend_all_ray(folder, k, out, cpus, ranking, address)
         else:
             from setlist.bundle import ModelBundle
 

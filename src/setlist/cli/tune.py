@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from setlist.cli.common import BadRowsOpt, DatasetOpt, TestOpt, app, console, settings_with, stages
+from setlist.cli.common import (
+    BadRowsOpt,
+    DatasetOpt,
+    RayAddressOpt,
+    TestOpt,
+    app,
+    console,
+    settings_with,
+    stages,
+)
+from setlist.cli.common import ray_address as cluster
 from setlist.cli.train import (
     MinItemUsersOpt,
     MinUserItemsOpt,
@@ -42,9 +52,7 @@ def tune(
     min_item_users: MinItemUsersOpt = None,
     test_fraction: TestFractionOpt = None,
     seed: SeedOpt = None,
-    ray_address: Annotated[
-        str | None, typer.Option(help="Join this Ray cluster instead of starting one.")
-    ] = None,
+    ray_address: RayAddressOpt = None,
     on_bad_rows: BadRowsOpt = "fail",
     register: Annotated[bool, typer.Option(help="Register the winner and gate it.")] = True,
 ) -> None:
@@ -92,7 +100,7 @@ def tune(
         validation_fraction=validation_fraction,
         fixed=overrides,
         weights=weights,
-        ray_address=ray_address,
+        ray_address=cluster(ray_address),
     )
     check_config(config)
     with stages(4) as say:

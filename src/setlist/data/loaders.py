@@ -32,6 +32,7 @@ from setlist.data.validate import (
     REASON,
     OnBadRows,
     ValidationReport,
+    check_part,
     check_text,
     duplicate_rows,
     validate_interactions,
@@ -413,6 +414,65 @@ def _unquote(names: pl.Series) -> pl.Series:
     return names.scatter(rows, inner.to_series())
 
 
+def read_block(path: Path, data: bytes, first_line: int, names: list[str]) -> pl.DataFrame:
+    """:func:`read_table` for one block of a header-less, unquoted UTF-8 file.
+
+    ``data`` holds whole lines of ``path`` starting at line ``first_line``; ``_line`` numbers
+    them as lines of the whole file.
+    """
+    source = io.BytesIO(data)
+    try:
+        frame = pl.read_csv(
+            source,
+            separator="\t",
+            has_header=False,
+            schema={n: pl.String() for n in names},
+            quote_char=None,
+            infer_schema=False,
+            row_index_name=LINE,
+            row_index_offset=first_line,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.ComputeError:
+        check_part(path, data, first_line, "utf-8")
+        source.seek(0)
+        try:
+            frame = _read_lines(source, "\t", names)
+        except pl.exceptions.PolarsError as exc:
+            raise ValidationError(f"{path}: cannot be read: {exc}", file=str(path)) from exc
+        frame = frame.with_columns(pl.col(LINE) + (first_line - 1))
+    except pl.exceptions.PolarsError as exc:
+        raise ValidationError(f"{path}: cannot be read: {exc}", file=str(path)) from exc
+    return frame.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in names))
+
+
+def lastfm_interactions(
+    raw: pl.DataFrame,
+    file: str,
+    *,
+    on_bad_rows: OnBadRows,
+    quarantine_path: Path,
+    quoted_names: bool = False,
+) -> tuple[pl.DataFrame, ValidationReport]:
+    """Raw Last.fm rows (user, mbid, name, ...) validated; the item is the MBID, else the name."""
+    if quoted_names:
+        raw = raw.with_columns(_unquote(raw.get_column("name")))
+    # Empty fields read as null; fill_null stays fast on the reader's chunked columns.
+    raw = raw.with_columns(item=pl.col("mbid").fill_null(pl.col("name")))
+    return validate_interactions(
+        raw,
+        file,
+        first_line=1,
+        on_bad_rows=on_bad_rows,
+        quarantine_path=quarantine_path,
+        extra=("name", "mbid"),
+    )
+
+
+LASTFM_360K_FILE = "usersha1-artmbid-artname-plays.tsv"
+LASTFM_360K_COLUMNS = ["user", "mbid", "name", "weight"]
+
+
 def _load_lastfm(
     name: str, file: str, columns: list[str], *, quoted_names: bool = False
 ) -> Callable[[Path, OnBadRows, Path], tuple[Dataset, ValidationReport]]:
@@ -422,18 +482,12 @@ def _load_lastfm(
         folder: Path, on_bad_rows: OnBadRows, qdir: Path
     ) -> tuple[Dataset, ValidationReport]:
         path = folder / file
-        raw = read_table(path, names=columns)
-        if quoted_names:
-            raw = raw.with_columns(_unquote(raw.get_column("name")))
-        # Empty fields read as null; fill_null stays fast on the reader's chunked columns.
-        raw = raw.with_columns(item=pl.col("mbid").fill_null(pl.col("name")))
-        interactions, report = validate_interactions(
-            raw,
+        interactions, report = lastfm_interactions(
+            read_table(path, names=columns),
             str(path),
-            first_line=1,
             on_bad_rows=on_bad_rows,
             quarantine_path=_quarantine_path(qdir, name, path),
-            extra=("name", "mbid"),
+            quoted_names=quoted_names,
         )
         items = _named_items(interactions)
         return Dataset(name, conform(interactions, INTERACTION_SCHEMA), items), report
@@ -444,10 +498,7 @@ def _load_lastfm(
 _LOADERS: dict[str, Callable[[Path, OnBadRows, Path], tuple[Dataset, ValidationReport]]] = {
     "hetrec-lastfm-2k": _load_hetrec,
     "lastfm-360k": _load_lastfm(
-        "lastfm-360k",
-        "usersha1-artmbid-artname-plays.tsv",
-        ["user", "mbid", "name", "weight"],
-        quoted_names=True,
+        "lastfm-360k", LASTFM_360K_FILE, LASTFM_360K_COLUMNS, quoted_names=True
     ),
     "lastfm-1k": _load_lastfm(
         "lastfm-1k",

@@ -94,13 +94,13 @@ def check_text(path: Path, encoding: str) -> None:
             data = carry + block
             cut = len(data) if not block else data.rfind(b"\n") + 1
             part, carry = data[:cut], data[cut:]
-            _check_part(path, part, line, encoding)
+            check_part(path, part, line, encoding)
             line += part.count(b"\n")
             if not block:
                 return
 
 
-def _check_part(path: Path, part: bytes, first_line: int, encoding: str) -> None:
+def check_part(path: Path, part: bytes, first_line: int, encoding: str) -> None:
     try:
         part.decode(encoding)
     except UnicodeDecodeError as exc:

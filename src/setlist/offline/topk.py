@@ -13,8 +13,8 @@ Small catalogues (up to ``exact_max_items``) are scored exactly.
 Each user's heard items are dropped by over-fetching: users are grouped by how many items they
 have heard, so a batch asks for ``k`` plus its largest history (capped; a user with a longer
 history gets exact scoring instead). Other models use their own ``recommend`` in blocks. The
-``ray`` backend splits the users over Ray Data tasks, each loading the bundle from its folder
-once and searching the bundle's own index.
+``ray`` backend splits the users over Ray Data actors, each loading the bundle once (its files
+sent through Ray's object store) and searching the bundle's own index.
 
 Every list goes through the service's ranking rules (:class:`setlist.serve.answer.block.
 BlockAnswerer`: blocked items and tags, the per-tag cap, the new-item slot, as
@@ -242,42 +242,82 @@ def served_recall(
 
 
 def recommend_all_ray(
-    bundle_dir: Path, k: int, out: Path, cpus: int = 2, ranking: RankingConfig | None = None
+    bundle_dir: Path,
+    k: int,
+    out: Path,
+    cpus: int = 2,
+    ranking: RankingConfig | None = None,
+    address: str | None = None,
+    batch: int = BATCH,
 ) -> TopKResult:
-    """The same with Ray Data: user blocks as a dataset, one bundle per actor, Parquet out."""
+    """The same with Ray Data: user blocks as a dataset, one bundle per actor, Parquet out.
+
+    Ray is joined at ``address`` (a cluster: one actor per CPU it offers), or reused, or
+    started locally with ``cpus`` CPUs (:mod:`setlist.data.ray_cluster`). The bundle's files
+    travel once through Ray's object store and the lists come back to the driver, which
+    writes ``out``: a cluster needs no storage shared with the driver.
+    """
     import ray
 
+    from setlist.data.ray_cluster import cluster_cpus, ray_session
+
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}", field="k")
     bundle = ModelBundle.load(bundle_dir)
     n_users = len(bundle.users)
     started = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-             ignore_reinit_error=True, log_to_driver=False)  # fmt: skip
-    try:
-        ds = ray.data.range(n_users, override_num_blocks=max(cpus, n_users // BATCH))
-        ranked = ds.map_batches(
+    with ray_session(address, cpus):
+        actors = cluster_cpus() if address else cpus
+        # The user rows go in from the driver (no read tasks): the actors may take every CPU.
+        blocks = [pa.table({"id": rows}) for rows in user_blocks(n_users, batch)]
+        users: Any = ray.data.from_arrow(blocks or [pa.table({"id": pa.array([], pa.int64())})])
+        packed = [ray.put(_pack(bundle_dir))]  # in a list: the actors fetch it themselves
+        ranked: Any = users.map_batches(
             _RayTopK,
-            fn_constructor_args=(str(bundle_dir), k, ranking or RankingConfig()),
-            batch_size=BATCH,
+            fn_constructor_args=(packed, k, ranking or RankingConfig()),
+            batch_size=batch,
             batch_format="pyarrow",
-            concurrency=cpus,
+            concurrency=max(1, min(actors, len(blocks))),
         )
-        if out.exists():
-            out.unlink()
-        ranked.write_parquet(str(out.with_suffix("")) + ".parts")
-        _merge_parts(Path(str(out.with_suffix("")) + ".parts"), out)
-    finally:
-        ray.shutdown()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # The driver writes what the actors return: only the bundle must be seen by every node.
+        with pq.ParquetWriter(out, RAY_SCHEMA) as writer:
+            for table in ranked.iter_batches(batch_size=None, batch_format="pyarrow"):
+                writer.write_table(table.cast(RAY_SCHEMA))
     return TopKResult(n_users, k, time.perf_counter() - started, out)
+
+
+# Plain strings: dictionaries differ per block and Ray concatenates blocks.
+RAY_SCHEMA = pa.schema(
+    [("user_id", pa.string()), ("rank", pa.int16()),
+     ("item_id", pa.string()), ("score", pa.float32())]
+)  # fmt: skip
+
+
+def _pack(folder: Path) -> dict[str, bytes]:
+    """A bundle folder's files by relative path (what the actors rebuild it from)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 
 class _RayTopK:
     """A Ray Data actor: loads the bundle once, answers user-row batches."""
 
-    def __init__(self, bundle_dir: str, k: int, ranking: RankingConfig) -> None:
+    def __init__(self, packed: list[Any], k: int, ranking: RankingConfig) -> None:
+        import tempfile
+
+        import ray
+
         from setlist.index import set_search_threads
 
         set_search_threads(1)
-        self.bundle = ModelBundle.load(Path(bundle_dir))
+        # Kept for the actor's life: a model may read its files lazily.
+        self.folder = tempfile.TemporaryDirectory(prefix="setlist-bundle-")
+        root = Path(self.folder.name)
+        for name, data in ray.get(packed[0]).items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_bytes(data)
+        self.bundle = ModelBundle.load(root)
         self.k = k
         self.answerer = BlockAnswerer(self.bundle, ranking)
 
@@ -285,19 +325,4 @@ class _RayTopK:
         rows = np.asarray(batch.column("id").to_numpy(), dtype=np.int64)
         found, found_scores = topk_rows(self.bundle, rows, self.answerer.depth(self.k))
         ids, scores = self.answerer.answer(rows, found, found_scores, self.k)
-        table = to_table(self.bundle, rows, ids, scores)
-        # Plain strings: dictionaries differ per block and Ray concatenates blocks.
-        return table.cast(
-            pa.schema(
-                [("user_id", pa.string()), ("rank", pa.int16()),
-                 ("item_id", pa.string()), ("score", pa.float32())]
-            )
-        )  # fmt: skip
-
-
-def _merge_parts(parts: Path, out: Path) -> None:
-    import shutil
-
-    table: Any = pq.read_table(parts)
-    pq.write_table(table, out)
-    shutil.rmtree(parts, ignore_errors=True)
+        return to_table(self.bundle, rows, ids, scores).cast(RAY_SCHEMA)

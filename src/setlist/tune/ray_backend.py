@@ -1,7 +1,8 @@
 """The same search on Ray Tune: Optuna's TPE as Ray's searcher, ASHA for the 1/3-fidelity cut.
 
 Ray starts locally with ``ray.init(num_cpus=2, include_dashboard=False)`` on 127.0.0.1, or joins
-an existing cluster (``--ray-address``). The define-by-run space is the one Optuna uses
+an existing cluster (``--ray-address``, ``SETLIST_RAY_ADDRESS``; :mod:`setlist.data.ray_cluster`).
+The define-by-run space is the one Optuna uses
 (:func:`setlist.tune.space.suggest`); inside a worker the sampled flat config is turned back into a
 spec by replaying ``suggest`` on an ``optuna.trial.FixedTrial``. The tuning split travels once,
 through Ray's object store (``tune.with_parameters``). Trials are logged to MLflow from the driver
@@ -61,18 +62,9 @@ def search_ray(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        if config.ray_address:
-            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(
-                num_cpus=2,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                log_to_driver=False,
-                configure_logging=False,
-            )
+    from setlist.data.ray_cluster import start_ray
+
+    started_here = start_ray(config.ray_address, cpus=2)
     try:
         from setlist.tune.study import reserve_seconds
 
