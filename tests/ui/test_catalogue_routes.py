@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from setlist.serve import create_app
+from setlist.serve.api.routes.catalogue import fold
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
 
@@ -37,6 +38,19 @@ def test_search_prefix_first_then_most_heard(client: TestClient) -> None:
     top = client.get("/v1/catalogue/search", params={"limit": 3}).json()["items"]
     assert [a["name"] for a in top] == ["Alpha", "Beta", "Ex"]  # no q: the most heard
     assert client.get("/v1/catalogue/search", params={"limit": 20_001}).status_code == 422
+
+
+@pytest.mark.parametrize("q", ["bjork", "BJÖRK", "Bjo\u0308rk", "jörk"])
+def test_search_ignores_accents_and_case(client: TestClient, q: str) -> None:
+    # "Bjo\u0308rk": o + a combining diaeresis, how macOS keyboards may send it
+    found = client.get("/v1/catalogue/search", params={"q": q}).json()["items"]
+    assert [a["item_id"] for a in found] == ["Björk"], q
+
+
+def test_fold() -> None:
+    assert fold("Motörhead") == fold("MOTORHEAD") == "motorhead"
+    assert fold("Beyoncé") == "beyonce" and fold("Straße") == "strasse"
+    assert fold("AC/DC") == "ac/dc" and fold("ユーザー") == "ユーザー"
 
 
 def test_artists_by_id_skip_unknown(client: TestClient) -> None:
