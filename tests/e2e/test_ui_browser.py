@@ -132,17 +132,27 @@ def test_listener_mood_artist_like_changes_the_list(servers: dict[str, str], bro
     page.get_by_label("Find artists you like").click()
     page.keyboard.type("Alp")  # type-ahead: the browser filters the most heard artists
     page.get_by_role("option", name="Alpha", exact=True).click()
-    page.get_by_role("button", name="Remove Alpha").wait_for()
-    # The onboarding answer (seeded by Alpha) has replaced the mood-only one shown before.
-    page.get_by_text("strategy onboarding", exact=False).wait_for(timeout=15_000)
-    page.get_by_text("Because you like Alpha").first.wait_for(timeout=15_000)
+    # Typed text confirmed with Enter picks the best match (not a new option "Add: gam").
+    page.get_by_label("Find artists you like").click()
+    page.keyboard.type("gamm")
+    page.keyboard.press("Enter")
+    picks = page.get_by_test_id("stMultiSelect").filter(has_text="Your picks")
+    picks.get_by_text("Gamma", exact=True).wait_for(timeout=15_000)
+    picks.get_by_text("Alpha", exact=True).wait_for()
+    assert page.get_by_role("button", name=re.compile("^Remove")).count() == 0
+    # The onboarding answer (seeded by the picks) has replaced the mood-only one shown before.
+    page.get_by_text("Chosen from the artists you picked", exact=False).wait_for(timeout=15_000)
+    assert page.get_by_text("strategy", exact=False).count() == 0
+    page.get_by_text(re.compile(r"(Because you like|also close to) .*Alpha")).first.wait_for(
+        timeout=15_000
+    )
     _settle(page)
     before = _titles(page)
-    assert before and "Alpha" not in before
+    assert before and not {"Alpha", "Gamma"} & set(before)
     page.screenshot(path=str(SHOTS / "listener-recommendations.png"), full_page=True)
 
     page.get_by_role("button", name="Like").first.click()
-    page.get_by_text(f"Liked {before[0]}").wait_for(timeout=15_000)
+    page.get_by_test_id("stToast").get_by_text(f"Liked {before[0]}").wait_for(timeout=15_000)
     page.wait_for_function(
         "name => ![...document.querySelectorAll('p')].some(p => p.innerText.endsWith('. ' + name))",
         arg=before[0],

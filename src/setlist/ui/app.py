@@ -60,4 +60,4 @@ def _sidebar(api: Api) -> None:
         except ApiError as exc:
             st.error(exc.message)
         else:
-            st.caption(f"Ready · model {ready.get('model_version', '?')}")
+            st.caption("Service ready" if ready.get("status", "ready") == "ready" else "Starting")
