@@ -38,8 +38,13 @@ setlist_http_request_duration_seconds_count{arm="A",route="/x"} 45.0
 setlist_http_request_duration_seconds_sum{arm="A",route="/x"} 0.2
 # TYPE setlist_recommendation_fallbacks_total counter
 setlist_recommendation_fallbacks_total{arm="A",reason="unknown_user"} 4.0
+# TYPE setlist_recommendations_total counter
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="personalized"} 45.0
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="mood"} 12.0
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="popular_fallback"} 3.0
 # TYPE setlist_events_received_total counter
 setlist_events_received_total 12.0
+setlist_events_received_created 1.7964592970e+09
 """
 
 
