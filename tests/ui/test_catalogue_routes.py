@@ -119,3 +119,22 @@ def test_event_figures(client: TestClient) -> None:
     moods = {(r["name"], r["count"]) for r in body["moods"]}
     assert ("party", 1) in moods  # x is tagged party; z chillout; a chill
     assert any(name == "chill" for name, _ in moods)
+
+
+def test_buddies_of_a_new_listener_from_picked_artists(client: TestClient) -> None:
+    body = client.get("/v1/buddies", params={"seed": ["x", "Björk", "nope"], "k": 3}).json()
+    assert body["seeds"] == ["x", "Björk"] and body["unknown_seeds"] == ["nope"]
+    buddies = {b["user_id"]: b for b in body["items"]}
+    assert {"u4", "u5"} <= set(buddies)  # the two who heard both; u1..u3 share nothing
+    assert not {"u1", "u2", "u3"} & set(buddies)
+    # u4 played x 6 times, Björk 3: shared in their order; y is what u4 could show
+    assert [a["item_id"] for a in buddies["u4"]["shared"]] == ["x", "Björk"]
+    assert [a["item_id"] for a in buddies["u4"]["discoveries"]] == ["y"]
+    assert [a["name"] for a in buddies["u5"]["discoveries"]] == ["z"]
+    sims = [b["similarity"] for b in body["items"]]
+    assert all(0 < s <= 1 for s in sims)
+    none = client.get("/v1/buddies", params={"seed": ["nope"]})
+    assert none.status_code == 422 and none.json()["error"]["field"] == "seed"
+    assert client.get("/v1/buddies").status_code == 422
+    too_many = client.get("/v1/buddies", params={"seed": [str(i) for i in range(101)]})
+    assert too_many.status_code == 422
