@@ -85,7 +85,8 @@ def _model(api: Api) -> None:
         return
     cols = st.columns(3)
     cols[0].metric("Serving version", str(model["version"]))
-    cols[1].metric("Model type", _model_kind(str(model["model_type"])))
+    kind = str(model["model_type"])
+    cols[1].metric("Model type", kind.upper(), help=_model_kind(kind))
     cols[2].metric("Trained", str(model.get("trained_at") or "unknown")[:16])
     metrics = {k: v for k, v in (model.get("metrics") or {}).items() if v is not None}
     if metrics:

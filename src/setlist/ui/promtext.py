@@ -26,7 +26,7 @@ POPULAR = "popular_fallback"
 COUNTERS = {  # the event counters shown, labelled; the rest of /metrics is for Prometheus
     "setlist_events_received": "Events received",
     "setlist_events_stored": "Events stored (not resends)",
-    "setlist_events_publish_failures": "Events not passed on to the bus",
+    "setlist_events_publish_failures": "Unpublished batches",
     "setlist_online_events_applied": "Events folded into live tastes",
     "setlist_online_updater_failures": "Live-taste updater errors",
 }
