@@ -36,7 +36,8 @@ def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
     assert figures["Events received"] == "12"  # counters under a label, no raw dump
     assert not any("setlist_" in c.value or "_created" in c.value for c in at.caption)
     assert figures["Model type"] == "ALS"
-    assert next(m for m in at.metric if m.label == "Model type").help == "ALS (matrix factorisation)"
+    kind = next(m for m in at.metric if m.label == "Model type")
+    assert kind.help == "ALS (matrix factorisation)"
     assert figures["Request rate"] == "n/a"  # one scrape: no rate yet
     assert figures["Latency p50 / p99"].endswith("ms")
     # 3 distributions, top artists, top tags, ndcg by version, routes, arms,
