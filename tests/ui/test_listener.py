@@ -73,7 +73,8 @@ def test_a_mood_reason_says_the_mood_chose_the_item(fake_api: FakeApi) -> None:
         status, body = onboard(req)
         mood = {"item_id": "", "name": "chill", "contribution": 0.8, "kind": "mood"}
         body["items"][0]["because"].insert(0, mood)
-        body["items"][1]["because"] = [mood]
+        faint = {"item_id": "a", "name": "Alpha", "contribution": 0.01}
+        body["items"][1]["because"] = [mood, faint]  # too faint to name beside the mood
         return status, body
 
     fake_api.routes[("POST", "/v1/recommendations")] = moody

@@ -24,6 +24,7 @@ K = 10
 TYPEAHEAD = 20_000  # artists offered for type-ahead, most heard first (the rest: search on Enter)
 NEW, KNOWN = "I'm new: a mood and artists I like", "I have a listener id"
 ANY_MOOD = "any mood"
+ALSO_CLOSE = 0.1  # a heard artist's least share of the score to be named beside the mood
 
 
 def render(api: Api) -> None:
@@ -329,8 +330,13 @@ def _how(strategy: str, mood: str | None) -> str:
 
 def _why(item: dict[str, Any], answer: dict[str, Any], mood: str | None) -> str:
     because = item.get("because", [])
-    heard = [str(b["name"]) for b in because if b.get("kind", "item") != "mood"]
     moods = [str(b["name"]) for b in because if b.get("kind") == "mood"]
+    least = ALSO_CLOSE if moods else 0.0  # beside the mood, only heard artists that counted
+    heard = [
+        str(b["name"])
+        for b in because
+        if b.get("kind", "item") != "mood" and float(b.get("contribution") or 0) >= least
+    ]
     if moods and heard:
         return f"Picked by the {moods[0]} mood · also close to " + ", ".join(heard)
     if moods:
