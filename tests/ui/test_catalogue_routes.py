@@ -134,7 +134,7 @@ def test_buddies_of_a_new_listener_from_picked_artists(client: TestClient) -> No
     sims = [b["similarity"] for b in body["items"]]
     assert all(0 < s <= 1 for s in sims)
     none = client.get("/v1/buddies", params={"seed": ["nope"]})
-    assert none.status_code == 422 and none.json()["error"]["field"] == "seed"
+    assert none.status_code == 404 and none.json()["error"]["field"] == "seed"
     assert client.get("/v1/buddies").status_code == 422
     too_many = client.get("/v1/buddies", params={"seed": [str(i) for i in range(101)]})
     assert too_many.status_code == 422

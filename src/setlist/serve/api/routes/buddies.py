@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field, StringConstraints
 
 from setlist.bundle import ModelBundle
-from setlist.errors import ValidationError
+from setlist.errors import NotFoundError
 from setlist.index.buddies import nearest
 from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.api.deps import StateDep
@@ -65,7 +65,8 @@ def seed_buddies(
 ) -> SeedBuddiesPublic:
     """Listeners nearest in taste to someone who loves the ``seed`` artists: ``shared`` the
     seeds the buddy heard (their most played first), ``discoveries`` the buddy's most played
-    artists among the rest. Unknown seeds are listed and skipped; none known is a 422."""
+    artists among the rest. Unknown seeds are listed and skipped; none known is a 404 naming
+    ``seed``."""
     bundle, _ = state.require()
     rows: list[int] = []
     unknown: list[str] = []
@@ -76,9 +77,8 @@ def seed_buddies(
         elif row not in rows:
             rows.append(row)
     if not rows:
-        raise ValidationError(
-            f"no artist of the catalogue among the seeds {seed[:5]!r}", field="seed"
-        )
+        message = f"no artist of the catalogue among the seeds {seed[:5]!r}"
+        raise NotFoundError(message, field="seed")
     vectors, hubs = _cache.get(bundle, "buddies", _taste)
     found, sims = nearest(vectors, seed_vector(bundle, rows), k, hubs=hubs)
     ids, names = bundle.items.ids, bundle.item_names
