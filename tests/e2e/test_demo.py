@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +104,10 @@ def _run_demo_and_serve(tmp_path: Path, mirror: Path | None, dataset: str, **set
     done = _setlist(env, "demo", "--no-serve", "--dataset", dataset)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "/v1/users/" in done.stdout
+    if dataset == "hetrec-lastfm-2k":  # the listener the README names
+        assert "/v1/users/2/recommendations" in done.stdout
+    trained = done.stdout[done.stdout.index("trained models") :].split("gate,")[0]
+    assert len(re.findall(r"\byes\b", trained)) == 1, trained  # one champion: the last promoted
 
     listed = _setlist(env, "models", "list")
     assert listed.returncode == 0, listed.stderr

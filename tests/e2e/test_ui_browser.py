@@ -132,17 +132,28 @@ def test_listener_mood_artist_like_changes_the_list(servers: dict[str, str], bro
     page.get_by_label("Find artists you like").click()
     page.keyboard.type("Alp")  # type-ahead: the browser filters the most heard artists
     page.get_by_role("option", name="Alpha", exact=True).click()
-    page.get_by_role("button", name="Remove Alpha").wait_for()
-    # The onboarding answer (seeded by Alpha) has replaced the mood-only one shown before.
-    page.get_by_text("strategy onboarding", exact=False).wait_for(timeout=15_000)
-    page.get_by_text("Because you like Alpha").first.wait_for(timeout=15_000)
+    # Typed text confirmed with Enter picks the best match (not a new option "Add: gam").
+    page.get_by_label("Find artists you like").click()
+    page.keyboard.type("gamm")
+    page.keyboard.press("Enter")
+    picks = page.get_by_test_id("stMultiSelect").filter(has_text="Your picks")
+    picks.get_by_text("Gamma", exact=True).wait_for(timeout=15_000)
+    picks.get_by_text("Alpha", exact=True).wait_for()
+    # chips (whose x the browser names "Remove ..."), no "Remove X" buttons
+    assert page.get_by_test_id("stButton").filter(has_text=re.compile("^Remove")).count() == 0
+    # The onboarding answer (seeded by the picks) has replaced the mood-only one shown before.
+    page.get_by_text("Chosen from the artists you picked", exact=False).wait_for(timeout=15_000)
+    assert page.get_by_text("strategy", exact=False).count() == 0
+    page.get_by_text(re.compile(r"(Because you like|also close to) .*Alpha")).first.wait_for(
+        timeout=15_000
+    )
     _settle(page)
     before = _titles(page)
-    assert before and "Alpha" not in before
+    assert before and not {"Alpha", "Gamma"} & set(before)
     page.screenshot(path=str(SHOTS / "listener-recommendations.png"), full_page=True)
 
     page.get_by_role("button", name="Like").first.click()
-    page.get_by_text(f"Liked {before[0]}").wait_for(timeout=15_000)
+    page.get_by_test_id("stToast").get_by_text(f"Liked {before[0]}").wait_for(timeout=15_000)
     page.wait_for_function(
         "name => ![...document.querySelectorAll('p')].some(p => p.innerText.endsWith('. ' + name))",
         arg=before[0],
@@ -189,3 +200,31 @@ def test_known_listener_history_and_similar(servers: dict[str, str], browser: An
     _settle(page)
     assert "Alpha" not in _titles(page)  # heard artists are not recommended again
     page.screenshot(path=str(SHOTS / "listener-known.png"), full_page=True)
+
+
+def test_taste_buddies_from_the_picks(servers: dict[str, str], browser: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(servers["ui"] + "/")
+    page.get_by_label("Find artists you like").click()
+    page.keyboard.type("ex")
+    page.keyboard.press("Enter")  # picks Ex, the best match
+    picks = page.get_by_test_id("stMultiSelect").filter(has_text="Your picks")
+    picks.get_by_text("Ex", exact=True).wait_for(timeout=15_000)
+    _settle(page)
+    page.get_by_label("Find artists you like").click()
+    page.keyboard.type("bjork")  # no accent: the search ignores it
+    page.keyboard.press("Enter")
+    picks.get_by_text("Björk", exact=True).wait_for(timeout=15_000)
+    # the sidebar link keeps the session (and its picks); a new URL would start a new one
+    page.get_by_role("link", name="Your taste buddies").click()
+    page.get_by_text("From your picks: Ex, Björk").wait_for(timeout=15_000)
+    page.get_by_text(re.compile(r"^Listener u4 · \d+% alike$")).wait_for(timeout=15_000)
+    _settle(page)
+    page.get_by_text("You both love: Ex, Björk", exact=True).wait_for()  # u4's order of plays
+    page.get_by_text("You both love: Björk, Ex", exact=True).wait_for()  # u5's
+    page.screenshot(path=str(SHOTS / "buddies.png"), full_page=True)
+    page.get_by_role("button", name="Add Why").first.click()
+    page.get_by_text("From your picks: Ex, Björk, Why").wait_for(timeout=15_000)
+    page.get_by_test_id("stToast").get_by_text("Added Why to your picks.").wait_for()
+    assert page.get_by_text("Traceback").count() == 0

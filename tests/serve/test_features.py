@@ -92,12 +92,20 @@ def test_mood_blends_taste_for_a_known_listener(tc: TestClient) -> None:
     assert body["mood"] == "party" and body["strategy"] == "personalized"
     ids = [i["item_id"] for i in body["items"]]
     assert ids and set(ids) <= {"c", "AC/DC"}  # party artists u4 has not heard (x is heard)
+    because = {i["item_id"]: i["because"] for i in body["items"]}
+    # c: nothing u4 heard is like it, the mood chose it, and the reason says so first
+    assert because["c"][0] == {"item_id": "", "name": "party", "contribution": 1.0, "kind": "mood"}
+    assert all(r.get("kind", "item") == "item" for r in because["c"][1:])
+    # AC/DC: 1 of its 10 tags is party; u4's taste chose it, so the mood is not named
+    assert because["AC/DC"] and all(r.get("kind", "item") == "item" for r in because["AC/DC"])
 
 
 def test_mood_without_history_gives_the_best_artists(tc: TestClient) -> None:
     body = tc.get("/v1/users/newbie/recommendations", params={"mood": "chill"}).json()
     assert body["strategy"] == "mood"
     assert [i["item_id"] for i in body["items"]] == ["a", "z", "b"]
+    reasons = [i["because"] for i in body["items"]]
+    assert reasons == [[{"item_id": "", "name": "chill", "contribution": 1.0, "kind": "mood"}]] * 3
 
 
 def test_unknown_mood_is_a_422_naming_mood(tc: TestClient) -> None:
@@ -215,3 +223,16 @@ def test_popular_first_chain_skips_the_model(tagged_dir: Path, tmp_path: Path) -
     settings = make_settings(tmp_path, fallback_chain="popular")
     with TestClient(create_app(settings, tagged_dir)) as client:
         assert client.get("/v1/users/u1/recommendations").json()["strategy"] == "popular_fallback"
+
+
+def test_mood_reasons_name_the_mood_where_it_gave_half_the_score() -> None:
+    import numpy as np
+
+    from setlist.serve.answer.explain import mood_reasons
+
+    mood = np.array([1.0, 0.2, 0.0, 0.5], dtype=np.float32)
+    scores = np.array([0.9, 0.6, 0.7, 0.0], dtype=np.float32)  # (1 - w) taste + w mood, w 0.5
+    found = mood_reasons("chill", mood, scores, 0.5)
+    assert found[0] is not None and found[0]["kind"] == "mood"
+    assert found[0]["contribution"] == 0.555556  # 0.5 of 0.9
+    assert found[1:] == [None, None, None]  # 0.1 of 0.6; no mood; a zero score

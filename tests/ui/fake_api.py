@@ -38,8 +38,13 @@ setlist_http_request_duration_seconds_count{arm="A",route="/x"} 45.0
 setlist_http_request_duration_seconds_sum{arm="A",route="/x"} 0.2
 # TYPE setlist_recommendation_fallbacks_total counter
 setlist_recommendation_fallbacks_total{arm="A",reason="unknown_user"} 4.0
+# TYPE setlist_recommendations_total counter
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="personalized"} 45.0
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="mood"} 12.0
+setlist_recommendations_total{arm="A",catalogue="artists",strategy="popular_fallback"} 3.0
 # TYPE setlist_events_received_total counter
 setlist_events_received_total 12.0
+setlist_events_received_created 1.7964592970e+09
 """
 
 
@@ -201,6 +206,28 @@ def default_routes() -> dict[tuple[str, str], Route]:
         ]
         return 200, {"query": q, "items": found[:limit]}
 
+    def buddies_of(req: Request) -> Answer:
+        user = unquote(req.path.split("/")[3])
+        if user != "42":
+            return 404, {
+                "error": {"code": "not_found", "message": "unknown listener", "field": "user_id"}
+            }
+        ref = {"item_id": "a", "name": "Alpha"}
+        return 200, {"items": [{"user_id": "7", "similarity": 0.5, "shared": [ref],
+                                "discoveries": [{"item_id": "c", "name": "Gamma"}]}]}  # fmt: skip
+
+    def seed_buddies(req: Request) -> Answer:
+        """Two buddies: both heard the seeds; each loves one of the other artists."""
+        seeds = req.query.get("seed", [])
+        shared = [{"item_id": i, "name": ARTISTS[i][0]} for i in seeds if i in ARTISTS]
+        rest = [{"item_id": i, "name": ARTISTS[i][0]} for i in ARTISTS if i not in seeds]
+        items = [
+            {"user_id": user, "similarity": sim, "shared": shared, "discoveries": rest[n : n + 1]}
+            for n, (user, sim) in enumerate([("7", 0.62), ("8", 0.41)])
+        ]
+        return 200, {"items": items, "seeds": [s["item_id"] for s in shared],
+                     "unknown_seeds": [i for i in seeds if i not in ARTISTS]}  # fmt: skip
+
     def playlist(req: Request) -> Answer:
         pid = unquote(req.path.split("/")[3])
         if pid != "7":
@@ -220,6 +247,8 @@ def default_routes() -> dict[tuple[str, str], Route]:
         ("POST", "/v1/recommendations"): onboard,
         ("GET", "/v1/users/*/recommendations"): user_recs,
         ("GET", "/v1/users/*/history"): history,
+        ("GET", "/v1/users/*/buddies"): buddies_of,
+        ("GET", "/v1/buddies"): seed_buddies,
         ("GET", "/v1/items/*/similar"): lambda r: (
             200,
             {"item_id": "a", "model_version": "7", "items": [_item("b", [])]},

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from setlist.serve import create_app
+from setlist.serve.api.routes.catalogue import fold
 from tests.serve.conftest import make_settings
 from tests.serve.tagged import save_tagged_bundle
 
@@ -37,6 +38,19 @@ def test_search_prefix_first_then_most_heard(client: TestClient) -> None:
     top = client.get("/v1/catalogue/search", params={"limit": 3}).json()["items"]
     assert [a["name"] for a in top] == ["Alpha", "Beta", "Ex"]  # no q: the most heard
     assert client.get("/v1/catalogue/search", params={"limit": 20_001}).status_code == 422
+
+
+@pytest.mark.parametrize("q", ["bjork", "BJÖRK", "Bjo\u0308rk", "jörk"])
+def test_search_ignores_accents_and_case(client: TestClient, q: str) -> None:
+    # "Bjo\u0308rk": o + a combining diaeresis, how macOS keyboards may send it
+    found = client.get("/v1/catalogue/search", params={"q": q}).json()["items"]
+    assert [a["item_id"] for a in found] == ["Björk"], q
+
+
+def test_fold() -> None:
+    assert fold("Motörhead") == fold("MOTORHEAD") == "motorhead"
+    assert fold("Beyoncé") == "beyonce" and fold("Straße") == "strasse"
+    assert fold("AC/DC") == "ac/dc" and fold("ユーザー") == "ユーザー"
 
 
 def test_artists_by_id_skip_unknown(client: TestClient) -> None:
@@ -105,3 +119,22 @@ def test_event_figures(client: TestClient) -> None:
     moods = {(r["name"], r["count"]) for r in body["moods"]}
     assert ("party", 1) in moods  # x is tagged party; z chillout; a chill
     assert any(name == "chill" for name, _ in moods)
+
+
+def test_buddies_of_a_new_listener_from_picked_artists(client: TestClient) -> None:
+    body = client.get("/v1/buddies", params={"seed": ["x", "Björk", "nope"], "k": 3}).json()
+    assert body["seeds"] == ["x", "Björk"] and body["unknown_seeds"] == ["nope"]
+    buddies = {b["user_id"]: b for b in body["items"]}
+    assert {"u4", "u5"} <= set(buddies)  # the two who heard both; u1..u3 share nothing
+    assert not {"u1", "u2", "u3"} & set(buddies)
+    # u4 played x 6 times, Björk 3: shared in their order; y is what u4 could show
+    assert [a["item_id"] for a in buddies["u4"]["shared"]] == ["x", "Björk"]
+    assert [a["item_id"] for a in buddies["u4"]["discoveries"]] == ["y"]
+    assert [a["name"] for a in buddies["u5"]["discoveries"]] == ["z"]
+    sims = [b["similarity"] for b in body["items"]]
+    assert all(0 < s <= 1 for s in sims)
+    none = client.get("/v1/buddies", params={"seed": ["nope"]})
+    assert none.status_code == 404 and none.json()["error"]["field"] == "seed"
+    assert client.get("/v1/buddies").status_code == 422
+    too_many = client.get("/v1/buddies", params={"seed": [str(i) for i in range(101)]})
+    assert too_many.status_code == 422

@@ -81,8 +81,9 @@ def test_metrics_figures() -> None:
     figures = parse(METRICS, at=10.0)
     assert figures.total == 45
     assert figures.by(2) == {"A": 30, "B": 10, "none": 5}
-    assert figures.fallback_rate == pytest.approx(0.1)
-    assert figures.counters == {"setlist_events_received": 12}
+    assert figures.fallback_rate == pytest.approx(0.05)  # 3 popular answers of 60
+    assert figures.answers == {"personalized": 45, "mood": 12, "popular_fallback": 3}
+    assert figures.counters == {"Events received": 12}  # labelled; the _created time left out
     # 45 observations: 10 under 1 ms, 30 more under 10 ms, 5 above
     assert figures.quantile(0.5) == pytest.approx(0.001 + 0.009 * (22.5 - 10) / 30)
     assert figures.quantile(0.99) == pytest.approx(0.01)  # in +Inf: the last finite edge

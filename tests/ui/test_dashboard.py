@@ -30,7 +30,14 @@ def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
     assert figures["Listeners"] == "1,892" and figures["Artists"] == "17,632"
     assert figures["Serving version"] == "7"
     assert figures["Requests (total)"] == "45"
-    assert figures["Fallback rate"] == "10.0%"  # 4 fallbacks over 40 recommendation requests
+    # 3 popular_fallback answers of 60 (the 12 mood answers to new listeners are not fallbacks,
+    # though the service counts them as unknown_user fallbacks)
+    assert figures["Answered by popularity"] == "5.0%"
+    assert figures["Events received"] == "12"  # counters under a label, no raw dump
+    assert not any("setlist_" in c.value or "_created" in c.value for c in at.caption)
+    assert figures["Model type"] == "ALS"
+    kind = next(m for m in at.metric if m.label == "Model type")
+    assert kind.help == "ALS (matrix factorisation)"
     assert figures["Request rate"] == "n/a"  # one scrape: no rate yet
     assert figures["Latency p50 / p99"].endswith("ms")
     # 3 distributions, top artists, top tags, ndcg by version, routes, arms,
@@ -38,7 +45,21 @@ def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
     assert len(_charts(at)) == 12
     versions = at.dataframe[-1].value
     assert list(versions["version"]) == ["7", "6"]
-    assert list(versions["ndcg@10"]) == [0.21, 0.19]
+    assert list(versions["Ranking quality (top 10)"]) == [0.21, 0.19]
+    # every figure is labelled for a person: no raw metric keys in the tables
+    for frame in at.dataframe:
+        for column in frame.value.columns:
+            assert "@" not in str(column) and "_" not in str(column), column
+    measures = list(at.dataframe[0].value["measure"])
+    assert measures and not any("@" in m for m in measures)
+
+
+def test_fallback_rate_of_an_older_service_without_answer_counts() -> None:
+    from setlist.ui.promtext import parse
+    from tests.ui.fake_api import METRICS
+
+    old = "\n".join(line for line in METRICS.splitlines() if "setlist_recommendations" not in line)
+    assert parse(old, 0.0).fallback_rate == 0.1  # 4 fallbacks over 40 recommendation requests
 
 
 def test_request_rate_after_a_refresh(fake_api: FakeApi) -> None:

@@ -50,8 +50,56 @@ def test_mood_artist_recommendations_and_like(fake_api: FakeApi) -> None:
     assert like["user_id"].startswith("ui-") and like["arm"] == "A"
     body = fake_api.sent("POST", "/v1/recommendations")[-1].body
     assert body["seeds"] == ["a", "b"] and "b" in body["exclude"]
-    assert "Liked Beta" in _texts(at) and "Liked: Beta" in _texts(at)
+    # the confirmation is a toast: it shows wherever the listener scrolled to
+    assert [t.value for t in at.toast] == ["Liked Beta: your list is updated."]
+    assert "Liked: Beta" in _texts(at)
     assert not any(b.key == "like-b" for b in at.button)
+    text = _texts(at)
+    assert "Chosen from the artists you picked for a chill mood" in text
+    for jargon in ("strategy", "onboarding", "arm", "Model 7"):
+        assert jargon not in text, jargon
+    # the picks are chips (x removes one), not "Remove" buttons
+    assert at.multiselect(key="picks").value == ["a"]
+    assert not any(b.label.startswith("Remove") for b in at.button)
+    at.multiselect(key="picks").unselect("a").run()
+    assert not at.exception and at.session_state["seeds"] == {}
+    assert not any(m.key == "picks" for m in at.multiselect)
+
+
+def test_a_mood_reason_says_the_mood_chose_the_item(fake_api: FakeApi) -> None:
+    def moody(req):  # type: ignore[no-untyped-def]
+        from tests.ui.fake_api import onboard
+
+        status, body = onboard(req)
+        mood = {"item_id": "", "name": "chill", "contribution": 0.8, "kind": "mood"}
+        body["items"][0]["because"].insert(0, mood)
+        faint = {"item_id": "a", "name": "Alpha", "contribution": 0.01}
+        body["items"][1]["because"] = [mood, faint]  # too faint to name beside the mood
+        return status, body
+
+    fake_api.routes[("POST", "/v1/recommendations")] = moody
+    at = _page(fake_api.url)
+    at.radio(key="mood").set_value("chill").run()
+    at.selectbox(key="artist_pick").select("a").run()
+    captions = [c.value for c in at.caption]
+    assert "Picked by the chill mood · also close to Alpha" in captions
+    assert "Picked by the chill mood" in captions
+    assert "Because you like chill, Alpha" not in captions
+
+
+def test_enter_on_typed_text_picks_the_best_match(fake_api: FakeApi) -> None:
+    at = _page(fake_api.url)
+    # What the picker's callback stores for text typed and confirmed with Enter (AppTest cannot
+    # type a new option into a selectbox; test_picker_callback... checks the callback itself).
+    at.session_state["artist_query"] = at.session_state["artist_typed"] = "gam"
+    at.run()
+    assert not at.exception
+    assert at.session_state["seeds"] == {"c": "Gamma"}  # picked, not offered as "Add: gam"
+    assert at.multiselect(key="picks").value == ["c"]
+    assert fake_api.sent("POST", "/v1/recommendations")[-1].body["seeds"] == ["c"]
+    assert not any(b.key == "add-c" for b in at.button)  # the pick is not offered again
+    at.run()  # a later run does not pick again
+    assert at.session_state["seeds"] == {"c": "Gamma"}
 
 
 def test_a_name_outside_the_type_ahead_searches_the_catalogue(fake_api: FakeApi) -> None:
@@ -61,7 +109,7 @@ def test_a_name_outside_the_type_ahead_searches_the_catalogue(fake_api: FakeApi)
     at.session_state["artist_query"] = "gam"
     at.run()
     assert not at.exception
-    assert any("Artists matching 'gam'" in c.value for c in at.caption)
+    assert any("Other artists matching 'gam'" in c.value for c in at.caption)
     assert fake_api.requests and any(r.query.get("q") == ["gam"] for r in fake_api.requests)
     at.button(key="add-c").click().run()
     assert fake_api.sent("POST", "/v1/recommendations")[-1].body["seeds"] == ["c"]
@@ -84,6 +132,7 @@ def test_picker_callback_turns_typed_text_into_a_search() -> None:
     at.session_state["typed"] = "björ"
     at.run()
     assert at.markdown[0].value == repr(({}, "björ"))
+    assert at.session_state["artist_typed"] == "björ"  # the next run picks its best match
     at.session_state["typed"] = "a"
     at.run()
     assert at.markdown[0].value == repr(({"a": "Alpha"}, ""))
@@ -143,7 +192,7 @@ def test_degraded_api_shows_the_fallback(fake_api: FakeApi) -> None:
     fake_api.routes[("GET", "/v1/users/*/recommendations")] = fallback
     at = _page(fake_api.url)
     at.radio(key="mood").set_value("chill").run()
-    assert any("fallback strategy: popular_fallback" in w.value for w in at.warning)
+    assert any("popular artists, not picks for you" in w.value for w in at.warning)
     assert "Popular with listeners" in _texts(at) or "Because you like" in _texts(at)
 
 
@@ -192,5 +241,6 @@ def test_whole_app_reads_the_api_url_setting(
         get_settings.cache_clear()
     assert not at.exception
     assert any(fake_api.url in c.value for c in at.sidebar.caption)
-    assert any("Ready" in c.value for c in at.sidebar.caption)
+    assert any(c.value == "Service ready" for c in at.sidebar.caption)
+    assert not any("model" in c.value for c in at.sidebar.caption)
     assert at.title[0].value == "setlist: artists for you"

@@ -59,7 +59,7 @@ def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     text = _texts(at)
     assert "[Toxic](https://open.spotify.com/track/2DeF) · Britney Spears" in text
     assert "Because of Lose Control" in text
-    assert "Model 3 · strategy tracks" in text
+    assert "From the tracks in your playlist" in text and "strategy" not in text
     assert "Not on Spotify \\[demo\\] · Local" in text  # no link, name escaped
     assert _keys(at, "pl-keep-") == [
         "pl-keep-spotify:track:2DeF", "pl-keep-spotify:track:3GhI",

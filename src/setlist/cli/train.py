@@ -123,7 +123,8 @@ def print_result(result: Any) -> None:
         "model", "version", "NDCG@10", "P@10", "R@10", "MAP@10", "cov@10", "fit s", "peak MiB",
         "champion", title="trained models",
     )  # fmt: skip
-    for m in result.models:
+    marks = champion_marks([bool(m.decision and m.decision.promoted) for m in result.models])
+    for m, mark in zip(result.models, marks, strict=True):
         r = m.report.metrics
         table.add_row(
             m.kind,
@@ -134,12 +135,29 @@ def print_result(result: Any) -> None:
             ),
             f"{m.usage.seconds:.1f}",
             f"{m.usage.peak_rss_mb:,.0f}",
-            "yes" if m.decision and m.decision.promoted else "no",
+            mark,
         )
     console.print(table)
     for m in result.models:
         if m.decision is not None:
             console.print(f"gate, {m.kind} v{m.decision.candidate.version}: {m.decision.reason}")
+
+
+def champion_marks(promoted: list[bool]) -> list[str]:
+    """The champion column of a run's table, models in the order the gate saw them: ``yes``
+    only for the last one promoted (it holds the alias now), ``replaced`` for one promoted and
+    then beaten in the same run, ``no`` for the rest."""
+    last = max((i for i, p in enumerate(promoted) if p), default=-1)
+    return ["yes" if i == last else "replaced" if p else "no" for i, p in enumerate(promoted)]
+
+
+def first_user(ids: Any) -> str:
+    """The listener a demo points at: the lowest id, numerically where ids are numbers (the
+    matrix keeps ids sorted as text, so its first row of HetRec is user 10, not 2)."""
+    values = [str(u) for u in ids]
+    if not values:
+        return "unknown"
+    return min(values, key=lambda u: (0, int(u), u) if u.isdigit() else (1, 0, u))
 
 
 @app.command()
@@ -254,7 +272,8 @@ def print_playlist_result(result: Any) -> None:
         "model", "R-prec", "NDCG", "clicks", "fit s", "peak MiB", "version", "champion",
         title="candidates (all test playlists)",
     )  # fmt: skip
-    for c in result.candidates:
+    marks = champion_marks([bool(c.decision and c.decision.promoted) for c in result.candidates])
+    for c, mark in zip(result.candidates, marks, strict=True):
         m = c.metrics()
         summary.add_row(
             c.kind,
@@ -264,7 +283,7 @@ def print_playlist_result(result: Any) -> None:
             f"{c.usage.seconds:.1f}",
             f"{c.usage.peak_rss_mb:,.0f}",
             c.version.version if c.version else "-",
-            "yes" if c.decision and c.decision.promoted else "no",
+            mark,
         )
     console.print(summary)
     if result.best is not None:
@@ -434,8 +453,7 @@ def demo(
     if tracks:
         _demo_tracks(settings)
     base = f"http://{settings.host}:{settings.port}"
-    users = result.prepared.train.users
-    sample = users.ids[0] if len(users) else "unknown"
+    sample = first_user(result.prepared.train.users.ids.tolist())
     console.print(f"API docs:        {base}/docs")
     console.print(f"recommendations: {base}/v1/users/{sample}/recommendations?k=10")
     console.print(f"model:           {base}/v1/model    metrics: {base}/metrics")

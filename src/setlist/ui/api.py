@@ -134,6 +134,15 @@ class Api:
     def similar(self, item_id: str, k: int = 8) -> dict[str, Any]:
         return dict(self.get(f"/v1/items/{quote(item_id, safe='')}/similar", k=k))
 
+    def buddies(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
+        """A training listener's taste buddies (user_id, similarity, shared, discoveries)."""
+        path = f"/v1/users/{quote(user_id, safe='')}/buddies"
+        return list(self.get(path, k=k).get("items", []))
+
+    def seed_buddies(self, seeds: list[str], k: int = 10) -> dict[str, Any]:
+        """Taste buddies of a new listener who picked the artists ``seeds`` (ids)."""
+        return dict(self.get("/v1/buddies", seed=seeds, k=k))
+
     def search_tracks(self, query: str, limit: int = 8) -> list[dict[str, Any]]:
         """Tracks whose name or artist contains ``query`` (item_id, name, artist)."""
         found = self.get("/v1/tracks/search", q=query, limit=limit)

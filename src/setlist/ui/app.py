@@ -1,4 +1,4 @@
-"""The Streamlit app's entry: settings, the shared API client and the three pages.
+"""The Streamlit app's entry: settings, the shared API client and the four pages.
 
 This is the edge of the UI process (Streamlit runs it as a script through
 :mod:`setlist.ui.streamlit_app`), so it is where the UI reads its settings, the API URL
@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from setlist.config import get_settings
-from setlist.ui import dashboard, listener, playlist
+from setlist.ui import buddies, dashboard, listener, playlist
 from setlist.ui.api import Api, ApiError
 
 
@@ -33,6 +33,7 @@ def main() -> None:
     _sidebar(api)
     pages = [
         st.Page(listen_page, title="Listen", url_path="listen", default=True),
+        st.Page(buddies_page, title="Your taste buddies", url_path="buddies"),
         st.Page(playlist_page, title="Continue a playlist", url_path="playlist"),
         st.Page(dashboard_page, title="Dashboard", url_path="dashboard"),
     ]
@@ -41,6 +42,10 @@ def main() -> None:
 
 def listen_page() -> None:
     listener.render(st.session_state["api"])
+
+
+def buddies_page() -> None:
+    buddies.render(st.session_state["api"])
 
 
 def playlist_page() -> None:
@@ -60,4 +65,4 @@ def _sidebar(api: Api) -> None:
         except ApiError as exc:
             st.error(exc.message)
         else:
-            st.caption(f"Ready · model {ready.get('model_version', '?')}")
+            st.caption("Service ready" if ready.get("status", "ready") == "ready" else "Starting")

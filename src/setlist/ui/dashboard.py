@@ -85,12 +85,15 @@ def _model(api: Api) -> None:
         return
     cols = st.columns(3)
     cols[0].metric("Serving version", str(model["version"]))
-    cols[1].metric("Model type", str(model["model_type"]))
+    kind = str(model["model_type"])
+    cols[1].metric("Model type", kind.upper(), help=_model_kind(kind))
     cols[2].metric("Trained", str(model.get("trained_at") or "unknown")[:16])
     metrics = {k: v for k, v in (model.get("metrics") or {}).items() if v is not None}
     if metrics:
-        table = pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())})
-        st.dataframe(table, hide_index=True, width=420)
+        table = pd.DataFrame(
+            {"measure": [metric_label(k) for k in metrics], "value": list(metrics.values())}
+        )
+        st.dataframe(table, hide_index=True, width=520)
     try:
         found = api.get("/v1/models")
     except ApiError as exc:
@@ -104,9 +107,9 @@ def _model(api: Api) -> None:
         {
             "version": str(v["version"]),
             "aliases": ", ".join(v.get("aliases", [])),
-            "model type": v["model_type"],
+            "model type": _model_kind(str(v["model_type"])),
             "created": str(v.get("created_at") or "")[:16],
-            **{k: (v.get("metrics") or {}).get(k) for k in keys},
+            **{metric_label(k): (v.get("metrics") or {}).get(k) for k in keys},
         }
         for v in versions
     ]
@@ -115,10 +118,9 @@ def _model(api: Api) -> None:
     left.dataframe(pd.DataFrame(rows), hide_index=True)
     if keys and rows:
         with right:
-            history = [
-                {"name": f"v{r['version']} {r['model type']}", "count": r[keys[0]]} for r in rows
-            ]
-            _bars([h for h in history if h["count"] is not None], f"{keys[0]} by version", keys[0])
+            first = metric_label(keys[0])
+            history = [{"name": f"version {r['version']}", "count": r[first]} for r in rows]
+            _bars([h for h in history if h["count"] is not None], f"{first} by version", first)
 
 
 def _key_metrics(versions: list[dict[str, Any]]) -> list[str]:
@@ -131,6 +133,36 @@ def _key_metrics(versions: list[dict[str, Any]]) -> list[str]:
                        order.index(n.split("@")[0])),
     )  # fmt: skip
     return ranked[:4]
+
+
+_MEASURES = {
+    "ndcg": "Ranking quality",
+    "map": "Mean average precision",
+    "recall": "Held-out artists found",
+    "precision": "Recommendations heard",
+    "hit_rate": "Listeners with a hit",
+    "coverage": "Catalogue shown",
+}
+_MODELS = {
+    "als": "ALS (matrix factorisation)",
+    "popularity": "Most popular",
+    "ease": "EASE (item-to-item)",
+    "knn": "Item neighbours (k-NN)",
+    "bpr": "BPR (matrix factorisation)",
+    "two_tower": "Two-tower network",
+    "blend": "Blend of models",
+}
+
+
+def metric_label(key: str) -> str:
+    """A metric key as a person reads it: ``ndcg@10`` -> ``Ranking quality (top 10)``."""
+    name, _, cut = key.partition("@")
+    label = _MEASURES.get(name, name.replace("_", " ").capitalize())
+    return f"{label} (top {cut})" if cut else label
+
+
+def _model_kind(kind: str) -> str:
+    return _MODELS.get(kind, kind)
 
 
 def _service(api: Api) -> None:
@@ -158,22 +190,23 @@ def _service(api: Api) -> None:
         "n/a" if p50 is None or p99 is None else f"{p50 * 1000:.1f} / {p99 * 1000:.1f} ms",
     )
     cols[3].metric(
-        "Fallback rate",
+        "Answered by popularity",
         "n/a" if fallback is None else f"{fallback:.1%}",
-        help="Share of recommendation requests not answered by the personal model, by reason: "
-        + (", ".join(f"{k} {v:,.0f}" for k, v in now.fallbacks.items()) or "none"),
+        help="Share of answers that fell back to the most popular artists because the service "
+        "could not personalise them. New listeners answered from a mood or their picks "
+        "(the app's own sessions among them) are not counted.",
     )
     left, right = st.columns(2)
     with left:
         routes = [{"name": k, "count": v} for k, v in now.by(0).items()]
-        _bars(routes, "Requests by route", "requests")
+        _bars(routes, "Requests by address", "requests")
     with right:
         arms = [{"name": k, "count": v} for k, v in now.by(2).items() if k != "none"]
-        _bars(arms, "Requests by A/B arm", "requests")
+        _bars(arms, "Requests by A/B test group", "requests")
     if now.counters:
-        st.caption(
-            " · ".join(f"{k.removeprefix('setlist_')}: {v:,.0f}" for k, v in now.counters.items())
-        )
+        counts = st.columns(max(1, len(now.counters)))
+        for col, (label, value) in zip(counts, now.counters.items(), strict=False):
+            col.metric(label, f"{value:,.0f}")
 
 
 def _listening(api: Api) -> None:
@@ -196,7 +229,20 @@ def _listening(api: Api) -> None:
     with left:
         _over_time(found["moods"], "Mood popularity over time", "mood", bars=False)
     with right:
-        _bars(found["by_type"], "Events by type", "events")
+        kinds = [{**row, "name": _EVENTS.get(row["name"], row["name"])} for row in found["by_type"]]
+        _bars(kinds, "What listeners did", "events")
+
+
+_EVENTS = {
+    "impression": "shown",
+    "like": "liked",
+    "skip": "skipped",
+    "listen": "listened",
+    "playlist_add": "added to a playlist",
+    "playlist_follow": "followed a playlist",
+    "playlist_play": "played a playlist",
+    "playlist_skip": "skipped a playlist",
+}
 
 
 def _histogram(bins: list[dict[str, Any]], title: str) -> None:

@@ -24,6 +24,7 @@ K = 10
 TYPEAHEAD = 20_000  # artists offered for type-ahead, most heard first (the rest: search on Enter)
 NEW, KNOWN = "I'm new: a mood and artists I like", "I have a listener id"
 ANY_MOOD = "any mood"
+ALSO_CLOSE = 0.1  # a heard artist's least share of the score to be named beside the mood
 
 
 def render(api: Api) -> None:
@@ -49,10 +50,15 @@ def _init_session() -> None:
 
 
 def _show_notice() -> None:
+    """The last click's outcome: a failure at the top of the page, a confirmation as a toast
+    (it shows where the listener is, however far down the list they clicked)."""
     notice = st.session_state.get("notice")
     if notice:
         kind, text = notice
-        (st.error if kind == "error" else st.success)(text)
+        if kind == "error":
+            st.error(text)
+        else:
+            st.toast(text, icon=":material/check_circle:")
         st.session_state["notice"] = None
 
 
@@ -77,13 +83,7 @@ def _mood_picker(api: Api) -> str | None:
 def _new_listener(api: Api, mood: str | None) -> None:
     state = st.session_state
     _artist_picker(api)
-    if state["seeds"]:
-        st.write("Artists you like:")
-        cols = st.columns(4)
-        for n, (item_id, name) in enumerate(list(state["seeds"].items())):
-            cols[n % 4].button(
-                f"Remove {name}", key=f"remove-{item_id}", on_click=_remove_seed, args=(item_id,)
-            )
+    _picks()
     seeds = list(state["seeds"]) + [i for i in state["liked"] if i not in state["seeds"]]
     exclude = list(state["liked"]) + list(state["skipped"])
     user = str(state["anon_id"])
@@ -119,7 +119,9 @@ def _artist_picker(api: Api) -> None:
         on_change=_picked,
         args=(popular,),
     )
-    query = str(st.session_state.get("artist_query") or "").strip()
+    state = st.session_state
+    query = str(state.get("artist_query") or "").strip()
+    typed = state.pop("artist_typed", None)  # text confirmed with Enter: pick its best match
     if not query:
         return
     try:
@@ -130,9 +132,16 @@ def _artist_picker(api: Api) -> None:
     if not found:
         st.caption(f"No artist matches {query!r}.")
         return
-    st.caption(f"Artists matching {query!r}:")
+    if typed:
+        best = _best_match(str(typed), found)
+        state["seeds"][str(best["item_id"])] = str(best["name"])
+        state["picks"] = list(state["seeds"])
+    others = [a for a in found if str(a["item_id"]) not in state["seeds"]]
+    if not others:
+        return
+    st.caption(f"Other artists matching {query!r}:")
     cols = st.columns(4)
-    for n, artist in enumerate(found):
+    for n, artist in enumerate(others):
         item_id, name = str(artist["item_id"]), str(artist["name"])
         cols[n % 4].button(
             f"Add {name}",
@@ -141,6 +150,35 @@ def _artist_picker(api: Api) -> None:
             args=(item_id, name),
             disabled=item_id in st.session_state["seeds"],
         )
+
+
+def _best_match(typed: str, found: list[dict[str, Any]]) -> dict[str, Any]:
+    """The artist named exactly as typed (ignoring case), else the search's first (a name
+    starting with the text, most heard first)."""
+    wanted = typed.strip().casefold()
+    return next((a for a in found if str(a["name"]).casefold() == wanted), found[0])
+
+
+def _picks() -> None:
+    """The chosen artists as chips (x removes one)."""
+    state = st.session_state
+    if not state["seeds"]:
+        return
+    state["picks"] = list(state["seeds"])
+    names = dict(state["seeds"])
+    st.multiselect(
+        "Your picks",
+        options=list(names),
+        format_func=lambda i: names.get(i, str(i)),
+        key="picks",
+        on_change=_picks_changed,
+    )
+
+
+def _picks_changed() -> None:
+    state = st.session_state
+    kept = set(state.get("picks") or [])
+    state["seeds"] = {i: n for i, n in state["seeds"].items() if i in kept}
 
 
 def _popular(api: Api) -> dict[str, str]:
@@ -162,7 +200,8 @@ def _popular(api: Api) -> dict[str, str]:
 
 
 def _picked(popular: dict[str, str]) -> None:
-    """Selectbox callback: a known artist becomes a seed; typed text becomes a search."""
+    """Selectbox callback: a known artist becomes a seed; text typed and confirmed with Enter
+    becomes a search whose best match the next run picks (the rest are offered)."""
     state = st.session_state
     value = state.get("artist_pick")
     if value is None:
@@ -171,7 +210,7 @@ def _picked(popular: dict[str, str]) -> None:
         state["seeds"][value] = popular[value]
         state["artist_query"] = ""
     else:
-        state["artist_query"] = str(value)
+        state["artist_query"] = state["artist_typed"] = str(value)
     state["artist_pick"] = None
 
 
@@ -229,11 +268,10 @@ def _recommendation_list(api: Api, user: str, answer: dict[str, Any], mood: str 
     st.subheader("Recommended for you")
     if strategy == "popular_fallback":
         st.warning(
-            "The service is degraded: these are popular artists, not personal picks "
-            "(fallback strategy: popular_fallback)."
+            "The service cannot personalise right now: these are popular artists, "
+            "not picks for you."
         )
-    arm = f" · arm {answer['arm']}" if answer.get("arm") else ""
-    st.caption(f"Model {answer.get('model_version', '?')} · strategy {strategy}{arm}")
+    st.caption(_how(strategy, mood))
     done = [
         f"{verb}: " + ", ".join(map(escape, names.values()))
         for verb, names in (
@@ -278,10 +316,33 @@ def _item_card(
         skip.button("Skip", key=f"skip-{item_id}", on_click=_feedback, args=("skip", *args))
 
 
+def _how(strategy: str, mood: str | None) -> str:
+    """How the list was made, in a listener's words (no strategy, arm or model names)."""
+    feeling = f" for a {mood} mood" if mood else ""
+    return {
+        "onboarding": f"Chosen from the artists you picked{feeling}",
+        "personalized": f"Chosen from your listening{feeling}",
+        "personalized_online": f"Chosen from what you liked here{feeling}",
+        "mood": f"The artists that best fit a {mood} mood" if mood else "Fitting the mood",
+        "popular_fallback": "Popular with listeners",
+    }.get(strategy, f"Chosen for you{feeling}")
+
+
 def _why(item: dict[str, Any], answer: dict[str, Any], mood: str | None) -> str:
-    because = [str(b["name"]) for b in item.get("because", [])]
-    if because:
-        return "Because you like " + ", ".join(because)
+    because = item.get("because", [])
+    moods = [str(b["name"]) for b in because if b.get("kind") == "mood"]
+    least = ALSO_CLOSE if moods else 0.0  # beside the mood, only heard artists that counted
+    heard = [
+        str(b["name"])
+        for b in because
+        if b.get("kind", "item") != "mood" and float(b.get("contribution") or 0) >= least
+    ]
+    if moods and heard:
+        return f"Picked by the {moods[0]} mood · also close to " + ", ".join(heard)
+    if moods:
+        return f"Picked by the {moods[0]} mood"
+    if heard:
+        return "Because you like " + ", ".join(heard)
     strategy = answer.get("strategy")
     if strategy == "mood" and mood:
         return f"One of the best artists for {mood}"
@@ -332,7 +393,3 @@ def _log_impressions(
 
 def _add_seed(item_id: str, name: str) -> None:
     st.session_state["seeds"][item_id] = name
-
-
-def _remove_seed(item_id: str) -> None:
-    st.session_state["seeds"].pop(item_id, None)

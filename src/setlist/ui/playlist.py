@@ -124,10 +124,19 @@ def _the_list() -> None:
         remove.button("Remove", key=f"pl-remove-{item_id}", on_click=_remove, args=(item_id,))
 
 
+_HOW = {  # how the continuation was made, in a listener's words
+    "seeds": "From the tracks in your playlist",
+    "tracks": "From the tracks in your playlist",
+    "seeds_title": "From your tracks and the playlist's name",
+    "title": "From playlists named like yours",
+    "popular": "Popular tracks (your tracks and name said too little yet)",
+}
+
+
 def _continuations(answer: dict[str, Any]) -> None:
     items: list[dict[str, Any]] = list(answer.get("items", []))
     st.subheader("How it could go on")
-    st.caption(f"Model {answer.get('model_version', '?')} · strategy {answer.get('strategy', '?')}")
+    st.caption(_HOW.get(str(answer.get("strategy")), "Chosen for your playlist"))
     unknown = answer.get("unknown_tracks") or []
     if unknown:
         st.warning("Not in the catalogue, so not used: " + ", ".join(map(str, unknown)))

@@ -2,9 +2,12 @@
 
 The dashboard has no Prometheus server to query, so it reads the scrape endpoint itself and
 derives what an operator looks at first: requests per route and arm, latency quantiles (from
-the histogram buckets, as Prometheus' ``histogram_quantile`` does), the share of recommendations
-answered by the popularity fallback, and the event counters. Rates need two scrapes: the page
-keeps the previous :class:`ServiceFigures` and divides the difference by the time between them.
+the histogram buckets, as Prometheus' ``histogram_quantile`` does), the share of answers given
+by the popularity fallback (by the answers' strategy: a new listener answered from a mood or
+their picks is not a fallback, though the service counts it as an ``unknown_user``), and the
+event counters, each under a label a person reads (:data:`COUNTERS`). Rates need two scrapes:
+the page keeps the previous :class:`ServiceFigures` and divides the difference by the time
+between them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from prometheus_client.parser import text_string_to_metric_families
 REQUESTS = "setlist_http_requests"
 LATENCY = "setlist_http_request_duration_seconds"
 FALLBACKS = "setlist_recommendation_fallbacks"
+ANSWERS = "setlist_recommendations"
+POPULAR = "popular_fallback"
+COUNTERS = {  # the event counters shown, labelled; the rest of /metrics is for Prometheus
+    "setlist_events_received": "Events received",
+    "setlist_events_stored": "Events stored (not resends)",
+    "setlist_events_publish_failures": "Unpublished batches",
+    "setlist_online_events_applied": "Events folded into live tastes",
+    "setlist_online_updater_failures": "Live-taste updater errors",
+}
 RECOMMEND_ROUTES = ("/v1/users/{user_id}/recommendations", "/v1/recommendations")
 
 
@@ -29,8 +41,9 @@ class ServiceFigures:
     requests: dict[tuple[str, str, str], float] = field(default_factory=dict)  # route,status,arm
     buckets: dict[float, float] = field(default_factory=dict)  # le -> cumulative count
     fallbacks: dict[str, float] = field(default_factory=dict)  # reason -> count
+    answers: dict[str, float] = field(default_factory=dict)  # strategy -> count
     models: list[dict[str, str]] = field(default_factory=list)
-    counters: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)  # label (COUNTERS) -> count
 
     @property
     def total(self) -> float:
@@ -49,7 +62,14 @@ class ServiceFigures:
 
     @property
     def fallback_rate(self) -> float | None:
-        """Share of recommendation requests answered by the fallback; None before any."""
+        """Share of answers given by the popularity fallback; None before any.
+
+        From the answers by strategy where the service counts them (the fallback counter also
+        counts the app's anonymous sessions, answered from a mood or their picks); from the
+        fallback counter over the recommendation requests for an older service."""
+        answered = sum(self.answers.values())
+        if answered:
+            return self.answers.get(POPULAR, 0.0) / answered
         asked = self.recommendations
         return sum(self.fallbacks.values()) / asked if asked else None
 
@@ -73,10 +93,14 @@ def parse(text: str, at: float) -> ServiceFigures:
             elif sample.name == f"{FALLBACKS}_total":
                 reason = labels.get("reason", "")
                 figures.fallbacks[reason] = figures.fallbacks.get(reason, 0.0) + sample.value
+            elif sample.name == f"{ANSWERS}_total":
+                strategy = labels.get("strategy", "")
+                figures.answers[strategy] = figures.answers.get(strategy, 0.0) + sample.value
             elif sample.name == "setlist_model_info" and sample.value > 0:
                 figures.models.append(dict(labels))
-            elif sample.name.startswith(("setlist_events", "setlist_online")):
-                figures.counters[sample.name.removesuffix("_total")] = sample.value
+            elif sample.name.removesuffix("_total") in COUNTERS and sample.name.endswith("_total"):
+                label = COUNTERS[sample.name.removesuffix("_total")]
+                figures.counters[label] = figures.counters.get(label, 0.0) + sample.value
     figures.buckets = dict(sorted(buckets.items()))
     return figures
 

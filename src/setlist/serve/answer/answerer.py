@@ -20,7 +20,7 @@ from setlist.arrays import FloatArray, IntArray
 from setlist.bundle import ModelBundle
 from setlist.config import WeightConfig
 from setlist.matrix import weight
-from setlist.serve.answer.explain import Reason, explain
+from setlist.serve.answer.explain import Reason, explain, mood_reasons
 from setlist.serve.answer.moods import MoodTable, blend
 from setlist.serve.answer.playlists import PlaylistAnswers
 from setlist.serve.answer.ranking import Ranked, Ranker
@@ -156,7 +156,9 @@ class Answerer:
         rows = info.top_rows[: 3 * query.k + len(query.exclude) + 16]
         column = self.moods.column(query.mood)
         ranked = self.ranker.rank_scored(rows, column[rows], query.k, self._excluded(query.exclude))
-        items = self.named(ranked.rows, ranked.scores)
+        chosen = mood_reasons(query.mood, column[ranked.rows], ranked.scores, 1.0)
+        reasons = [[r] if r is not None else [] for r in chosen]
+        items = self.named(ranked.rows, ranked.scores, reasons, ranked.new_item_row)
         return Recommendations(user_id, version, MOOD, items, reason, query.mood)
 
     def _personal(
@@ -177,6 +179,13 @@ class Answerer:
         else:
             ranked = self._mood_blend(taste, query, excluded)
         reasons = explain(self.bundle.model, conf, ranked.rows, self.id_list, self.name_list)
+        if query.mood is not None:  # the mood first where it chose the item
+            column = self.moods.column(query.mood)[ranked.rows]
+            chosen = mood_reasons(query.mood, column, ranked.scores, self.mood_weight)
+            reasons = [
+                [m, *r] if m is not None and row != ranked.new_item_row else r
+                for m, r, row in zip(chosen, reasons, ranked.rows.tolist(), strict=True)
+            ]
         items = self.named(ranked.rows, ranked.scores, reasons, ranked.new_item_row)
         return Recommendations(user_id, version, strategy, items, None, query.mood)
 

@@ -18,7 +18,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 import scipy.sparse as sp
 
-from setlist.arrays import IntArray
+from setlist.arrays import FloatArray, IntArray
 from setlist.models.base import Recommender
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,34 @@ class Reason(TypedDict):
     item_id: str
     name: str
     contribution: float
-    #: Only in a playlist continuation's reasons: ``seed`` (item_id a seed track) or ``title``
-    #: (item_id empty, name "playlists named like '...'").
+    #: Absent for a heard item. A playlist continuation's reasons: ``seed`` (item_id a seed
+    #: track) or ``title`` (item_id empty, name "playlists named like '...'"). ``mood``: the
+    #: requested mood chose the item (item_id empty, name the mood, contribution its share).
     kind: NotRequired[str]
+
+
+MOOD_CHOSE = 0.5  # the mood's share of a blended score from which it is named as the reason
+
+
+def mood_reasons(
+    mood: str, mood_scores: FloatArray, scores: FloatArray, weight: float
+) -> list[Reason | None]:
+    """Per item, a ``mood`` reason where the mood chose it, else None.
+
+    ``scores`` are the items' blended scores (``(1 - weight) * taste + weight * mood``, see
+    :func:`setlist.serve.answer.moods.blend`) and ``mood_scores`` their mood scores; the mood
+    chose an item when its part, ``weight * mood``, is at least :data:`MOOD_CHOSE` of the score.
+    A mood's best artists for a listener without taste (``weight`` 1) are all chosen by it.
+    """
+    out: list[Reason | None] = []
+    for m, s in zip(mood_scores.tolist(), scores.tolist(), strict=True):
+        share = min(1.0, weight * m / s) if s > 0 and math.isfinite(s) else 0.0
+        out.append(
+            {"item_id": "", "name": mood, "contribution": round(share, 6), "kind": "mood"}
+            if share >= MOOD_CHOSE
+            else None
+        )
+    return out
 
 
 def explain(

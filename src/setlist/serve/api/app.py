@@ -34,6 +34,7 @@ from setlist.serve.api.hotpath import HotPathMiddleware
 from setlist.serve.api.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from setlist.serve.api.routes import (
     admin,
+    buddies,
     catalogue,
     catalogues,
     events,
@@ -108,6 +109,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         items.router,
         events.router,
         catalogue.router,
+        buddies.router,
         catalogues.router,
         admin.router,
         playlists.router,

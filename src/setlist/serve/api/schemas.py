@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -53,9 +53,14 @@ class ItemScorePublic(BaseModel):
 
 
 class BecausePublic(BaseModel):
-    item_id: str
-    name: str
-    contribution: float = Field(description="This heard item's share of the item's score.")
+    item_id: str = Field(description="The heard item (empty for a mood).")
+    name: str = Field(description="The heard item's name, or the mood's.")
+    contribution: float = Field(description="This heard item's (or the mood's) share of the score.")
+    kind: Literal["item", "mood"] = Field(
+        default="item",
+        description="item: a heard item contributed; mood: the requested mood chose the item "
+        "(it gave at least half of the score), listed first.",
+    )
 
 
 class RecommendedItemPublic(ItemScorePublic):
@@ -64,7 +69,8 @@ class RecommendedItemPublic(ItemScorePublic):
     )
     because: list[BecausePublic] = Field(
         default_factory=list,
-        description="Up to three heard items that contributed most, computed from the model.",
+        description="The mood, where it chose the item; then up to three heard items that "
+        "contributed most, computed from the model.",
     )
     new_item: bool = Field(default=False, description="Placed by the new-item slot.")
 

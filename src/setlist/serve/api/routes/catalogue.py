@@ -10,6 +10,7 @@ simply computes them afresh. Nothing here writes.
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections import OrderedDict
 from datetime import datetime
 from typing import Annotated, Any
@@ -157,7 +158,8 @@ def search(
     q: Annotated[str, Query(max_length=100, description="Part of a name; empty: most heard.")] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH)] = 10,
 ) -> SearchPublic:
-    """Artists whose name contains ``q`` (case-insensitive): prefix matches, then most heard.
+    """Artists whose name contains ``q``, ignoring case and accents ("bjork" finds Björk):
+    prefix matches, then most heard.
 
     Without ``q``, the most heard artists: the app offers them for type-ahead in the browser.
     """
@@ -167,13 +169,14 @@ def search(
 
 
 def search_rows(bundle: ModelBundle, q: str, attribute: str | None = None) -> npt.NDArray[np.intp]:
-    """Rows whose name (or ``attribute``, e.g. a track's artist) contains ``q``, ignoring case:
-    prefix matches first, then by popularity; every row, most popular first, for an empty ``q``.
+    """Rows whose name (or ``attribute``, e.g. a track's artist) contains ``q``, ignoring case
+    and accents (both sides :func:`fold`ed): prefix matches first, then by popularity; every
+    row, most popular first, for an empty ``q``.
 
     The one search of item names: artists (``/v1/catalogue/search``) and tracks
     (``/v1/tracks/search``, by track or artist name) both use it.
     """
-    needle = q.strip().lower()
+    needle = fold(q.strip())
     if not needle:
         return np.argsort(-bundle.popularity, kind="stable")
     columns = [_lowered(bundle, "name", bundle.item_names)]
@@ -190,11 +193,22 @@ def search_rows(bundle: ModelBundle, q: str, attribute: str | None = None) -> np
     return rows[np.lexsort((-bundle.popularity[rows], ~prefix))]
 
 
+def fold(text: str) -> str:
+    """``text`` as search compares it: accents dropped (NFKD, then the combining diacritical
+    marks U+0300..U+036F removed) and case folded, so "Motörhead", "MOTORHEAD" and "motorhead"
+    are one string; other marks (the kana's dakuten) are composed back, not dropped."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not "\u0300" <= c <= "\u036f")
+    return unicodedata.normalize("NFC", bare).casefold()
+
+
 def _lowered(bundle: ModelBundle, key: str, values: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
-    """``values`` in lower case, computed once per bundle."""
-    found: npt.NDArray[np.str_] = _cache.get(
-        bundle, f"lower:{key}", lambda _b: np.char.lower(values.astype(np.str_))
-    )
+    """``values`` :func:`fold`ed, computed once per bundle."""
+
+    def make(_bundle: ModelBundle) -> npt.NDArray[np.str_]:
+        return np.array([fold(str(v)) for v in values.tolist()], dtype=np.str_)
+
+    found: npt.NDArray[np.str_] = _cache.get(bundle, f"fold:{key}", make)
     return found
 
 
