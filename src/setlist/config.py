@@ -386,6 +386,17 @@ class Settings(BaseSettings):
         default=1000, ge=10, le=1_000_000, description="Bootstrap resamples of listen-through."
     )
 
+    organic_dir: Path | None = Field(
+        default=None,
+        description="Folder of the organic playlist ranker's versions (`setlist organic train` "
+        "writes, the API loads the newest); default home/organic.",
+    )
+
+    @property
+    def organic_path(self) -> Path:
+        """Where the organic playlist ranker's versions live."""
+        return self.organic_dir or self.home / "organic"
+
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI in force (explicit, else SQLite under home)."""
