@@ -220,6 +220,24 @@ def listener_of_row(
     )
 
 
+def seed_listener(
+    history: sp.csr_matrix,
+    vectors: sp.csr_matrix,
+    artists: Sequence[int],
+    hubs: npt.NDArray[np.float64] | None,
+    n_buddies: int = 20,
+) -> Listener:
+    """An onboarding listener from seed artists (columns; one play each), weighted like
+    :func:`setlist.index.buddies.taste_vectors` with the IDF of ``history``."""
+    plays = np.zeros(history.shape[1], dtype=np.float64)
+    plays[np.asarray(list(artists), dtype=np.int64)] = 1.0
+    listeners = np.bincount(history.indices, minlength=history.shape[1]).astype(np.float64)
+    taste = np.log1p(plays) * np.log((history.shape[0] + 1.0) / (listeners + 1.0))
+    norm = float(np.linalg.norm(taste))
+    query = sp.csr_matrix(taste / norm if norm > 0 else taste)
+    return listener(history, vectors, query, plays, exclude=None, hubs=hubs, n_buddies=n_buddies)
+
+
 def raw_overlap(linked: LinkedPlaylists, who: Listener) -> npt.NDArray[np.float64]:
     """How many of the listener's artists each playlist holds."""
     return np.asarray(linked.binary @ who.heard.astype(np.float64), dtype=np.float64)
@@ -328,5 +346,6 @@ __all__ = [
     "matched_share",
     "normalise",
     "raw_overlap",
+    "seed_listener",
     "top",
 ]

@@ -42,6 +42,7 @@ from setlist.serve.api.routes import (
     model,
     moods,
     onboarding,
+    organic,
     playlists,
     recommendations,
 )
@@ -111,6 +112,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         catalogues.router,
         admin.router,
         playlists.router,
+        organic.router,
     ):
         app.include_router(router)
     gate = service.gate
