@@ -172,6 +172,7 @@ class Listener:
     similarities: npt.NDArray[np.float64]
     buddy_taste: npt.NDArray[np.float64]  # similarity-weighted sum of the buddies' taste
     buddy_heard: npt.NDArray[np.bool_]  # artists some buddy has heard
+    buddy_plays: npt.NDArray[np.bool_]  # buddies x artists: who has heard what
 
     @property
     def heard(self) -> npt.NDArray[np.bool_]:
@@ -192,15 +193,16 @@ def listener(
     """A :class:`Listener` from their ``plays`` and one-row taste ``query``; buddies are the
     ``n_buddies`` nearest rows of ``vectors`` (never row ``exclude``)."""
     rows, sims = nearest(vectors, query, n_buddies, exclude=exclude, hubs=hubs)
+    theirs = history[rows].toarray() > 0
     buddy_taste = np.asarray(vectors[rows].T @ sims).ravel() if len(rows) else plays * 0.0
-    heard = np.asarray(history[rows].sum(axis=0)).ravel() > 0 if len(rows) else plays > np.inf
     return Listener(
         plays=plays,
         taste=np.asarray(query.todense()).ravel(),
         buddies=rows,
         similarities=sims,
         buddy_taste=buddy_taste,
-        buddy_heard=heard,
+        buddy_heard=theirs.any(axis=0),
+        buddy_plays=theirs,
     )
 
 
@@ -299,35 +301,20 @@ class Because:
     buddies: list[int]  # buddies (history rows) who play the playlist's artists, most first
 
 
-def because(
-    history: sp.csr_matrix, linked: LinkedPlaylists, who: Listener, row: int, n: int = 5
-) -> Because:
-    """Why playlist ``row`` suits the listener: the artists they love in it, the new ones and the
-    buddies who play its artists."""
-    cols = linked.tracks[row].indices
-    counts = linked.tracks[row].data
+def because(linked: LinkedPlaylists, who: Listener, row: int, n: int = 5) -> Because:
+    """Why playlist ``row`` suits the listener: the artists they love in it, the new ones (those
+    their buddies' taste weighs most first, then by tracks) and the buddies who play its artists
+    (most of them first, then the nearest)."""
+    start, end = linked.tracks.indptr[row], linked.tracks.indptr[row + 1]
+    cols, counts = linked.tracks.indices[start:end], linked.tracks.data[start:end]
     mine = who.plays[cols]
-    known = cols[mine > 0][np.argsort(-mine[mine > 0], kind="stable")]
-    fresh = mine <= 0
-    fresh_order = np.lexsort((-counts[fresh], -who.buddy_taste[cols[fresh]]))
-    new = cols[fresh][fresh_order]
-    return Because(known[:n].tolist(), new[:n].tolist(), buddies_of(history, linked, who, row, n))
-
-
-def buddies_of(
-    history: sp.csr_matrix,
-    linked: LinkedPlaylists,
-    who: Listener,
-    row: int,
-    n: int = 5,
-) -> list[int]:
-    """The listener's buddies who play most of playlist ``row``'s artists (none: left out)."""
-    if not len(who.buddies):
-        return []
-    theirs = (history[who.buddies] > 0).astype(np.float64)
-    shared = np.asarray(theirs @ linked.binary[row].T.toarray()).ravel()
+    loved = mine > 0
+    known = cols[loved][np.argsort(-mine[loved], kind="stable")]
+    new = cols[~loved][np.lexsort((-counts[~loved], -who.buddy_taste[cols[~loved]]))]
+    shared = who.buddy_plays[:, cols].sum(axis=1)
     order = np.lexsort((-who.similarities, -shared))
-    return [int(who.buddies[i]) for i in order if shared[i] > 0][:n]
+    buddies = [int(who.buddies[i]) for i in order if shared[i] > 0][:n]
+    return Because(known[:n].tolist(), new[:n].tolist(), buddies)
 
 
 __all__ = [
@@ -337,7 +324,6 @@ __all__ = [
     "Listener",
     "PlaylistTable",
     "because",
-    "buddies_of",
     "candidates",
     "features",
     "link",

@@ -109,7 +109,7 @@ class OrganicAnswerer:
         return [self._pick(who, int(r)) for r in rows.tolist()]
 
     def _pick(self, who: Listener, row: int) -> OrganicPick:
-        why = because(self.history, self.linked, who, row)
+        why = because(self.linked, who, row)
         ids, names = self.bundle.items.ids, self.bundle.item_names
         users = self.bundle.users.ids
 
