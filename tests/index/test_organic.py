@@ -1,4 +1,4 @@
-"""Organic playlists' catalogue side and ranker on a tiny catalogue (tests/index/organic_tiny.py)."""
+"""Organic playlists: linking, features and ranker on a tiny catalogue (organic_tiny.py)."""
 
 from __future__ import annotations
 
