@@ -1,8 +1,12 @@
-"""`setlist organic train`: the organic playlist ranker, trained, judged and kept as a version."""
+"""`setlist organic train`: the organic playlist ranker, trained, judged and kept as a version;
+`setlist top-picks`: every listener's buddies and organic playlists into the table the API serves.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -83,3 +87,65 @@ def train(
         f"listening linked to playlists: {result.figures['matched_share']:.1%}; "
         f"champion: {result.champion}; version {folder.name}; MLflow run {run_id}"
     )
+
+
+@app.command("top-picks")
+def top_picks(
+    out: Annotated[
+        Path | None, typer.Option(help="Parquet file; default SETLIST_TOP_PICKS_PATH.")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="Artists bundle folder instead of the registry's.")
+    ] = None,
+    version: Annotated[str, typer.Option(help="Registry version or alias to use.")] = "champion",
+    backend: Annotated[str, typer.Option(help="local (one process) or ray (Ray Data).")] = "local",
+    cpus: Annotated[int, typer.Option(min=1, max=256, help="Ray CPUs (actors).")] = 2,
+    k_buddies: Annotated[int, typer.Option(min=1, max=100, help="Buddies per listener.")] = 10,
+    k_playlists: Annotated[int, typer.Option(min=1, max=50, help="Playlists per listener.")] = 10,
+    serendipity: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="As the route's (its default 0.3).")
+    ] = 0.3,
+    train_if_missing: Annotated[
+        bool, typer.Option(help="Train the organic ranker first when organic_dir has none.")
+    ] = False,
+) -> None:
+    """Every listener's taste buddies and organic playlists into one Parquet table, which the
+    API serves while fresh (SETLIST_TOP_PICKS_MAX_AGE_S); run weekly by a CronJob.
+
+    Examples: setlist top-picks; setlist top-picks --backend ray --bundle ./bundle
+    """
+    if backend not in ("local", "ray"):
+        raise typer.BadParameter(f"--backend must be local or ray, got {backend!r}")
+    from setlist.errors import DataError
+    from setlist.index.organic_store import latest_version
+    from setlist.offline.top_picks import TopPicksConfig, top_picks_local, top_picks_ray
+
+    settings = settings_with()
+    folder = latest_version(settings.organic_path)
+    if folder is None and train_if_missing:
+        train(heldout=0.2, test_listeners=0.3, trees=200, seed=None)
+        folder = latest_version(settings.organic_path)
+    if folder is None:
+        raise DataError(
+            f"no organic ranker under organic_dir {settings.organic_path}: run `setlist organic "
+            "train` (or pass --train-if-missing)",
+            field="organic_dir",
+        )
+    config = TopPicksConfig(k_buddies, k_playlists, serendipity)
+    path = out or settings.top_picks_file
+    with tempfile.TemporaryDirectory(prefix="setlist-top-picks-") as tmp:
+        bundle_dir = bundle or _download(settings, version, Path(tmp))
+        if backend == "ray":
+            result = top_picks_ray(bundle_dir, folder, path, config, cpus)
+        else:
+            result = top_picks_local(bundle_dir, folder, path, config)
+    console.print(
+        f"{result.users:,} listeners, {result.rows:,} rows in {result.seconds:.1f} s "
+        f"(organic version {result.version}) -> {result.path}"
+    )
+
+
+def _download(settings: Any, version: str, dest: Path) -> Path:
+    from setlist.registry import Registry, RegistryConfig
+
+    return Registry(RegistryConfig.from_settings(settings)).download(version, dest)

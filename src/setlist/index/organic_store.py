@@ -24,6 +24,7 @@ from setlist.index.organic_ranker import OrganicRanker
 META_FILE = "meta.json"
 PLAYLISTS_FILE = "playlists.parquet"
 ARTISTS_FILE = "playlist_artists.parquet"
+TOP_PICKS_META = b"setlist.top_picks"  # the top-picks table's Parquet metadata key
 
 
 def save_organic(

@@ -64,7 +64,9 @@ class Service:
             feedback=Feedback(settings, metrics),
             catalogues=catalogues,
             gate=Gate(settings, metrics),
-            organic=OrganicServing(settings.organic_path),
+            organic=OrganicServing(
+                settings.organic_path, settings.top_picks_file, settings.top_picks_max_age_s
+            ),
         )
 
     @property

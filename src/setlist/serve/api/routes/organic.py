@@ -101,10 +101,13 @@ def user_playlists(
     ] = 0.3,
 ) -> OrganicPlaylistsPublic:
     """Organic playlists for a listener: candidates from their artists and their taste buddies',
-    ordered by the learned ranker; 404 naming ``user_id`` for an unknown listener."""
+    ordered by the learned ranker (from the weekly top-picks table while it is fresh); 404
+    naming ``user_id`` for an unknown listener."""
     bundle, _ = service.artists.model.require()
     answerer = service.organic.answerer(bundle)
-    return _public(answerer, answerer.for_user(user_id, k, float(serendipity)))
+    stored = service.organic.stored(user_id, k, float(serendipity))
+    picks = stored if stored is not None else answerer.for_user(user_id, k, float(serendipity))
+    return _public(answerer, picks)
 
 
 @router.post("/recommendations/playlists", responses=_ERRORS)
