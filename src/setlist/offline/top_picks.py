@@ -13,7 +13,6 @@ listeners go to actors that each load the bundle and the ranker once. Both give 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -142,12 +141,12 @@ def top_picks_ray(
             batch_size=BLOCK,
             batch_format="pyarrow",
             concurrency=cpus,
+            # Half a CPU each: the actors must leave room for the range's read tasks, or the
+            # pipeline waits for CPUs that its own actors hold.
+            num_cpus=0.5,
         )
-        parts = out.with_name(f".{out.name}.parts")
-        shutil.rmtree(parts, ignore_errors=True)
-        picked.write_parquet(str(parts))
-        table = pq.read_table(parts, schema=SCHEMA)
-        shutil.rmtree(parts, ignore_errors=True)
+        parts = ray.get(picked.to_arrow_refs())
+        table = pa.concat_tables([p.cast(SCHEMA) for p in parts]) if parts else SCHEMA.empty_table()
     finally:
         if own:
             ray.shutdown()
