@@ -9,7 +9,8 @@ artists), diversity (distinct artists over the ten). The paired test is the gate
 (``setlist.evaluate.stats.compare_paired``, on hit rate). Then the saved version is served over a
 HetRec bundle (real artist names): ``GET /v1/users/{id}/playlists`` is checked against the
 function (same slates), and driven with ``wrk`` in a uvicorn subprocess: saturated throughput,
-then p50/p99 paced at half of it (goal p99 < 30 ms). ``--skip-http`` skips the load run.
+then p50/p99 paced at half of it (goal p99 < 30 ms). ``--skip-http`` skips the load run;
+``--top-picks`` also times ``setlist top-picks`` over every listener, locally and on Ray Data.
 
     PYTHONPATH=src:. .venv/bin/python benchmarks/organic_playlists.py --mirror /work/shared/data
 """
@@ -150,11 +151,31 @@ def http_load(bundle_dir: Path, organic_dir: Path, users: list[int], seconds: in
         proc.wait(60)
 
 
+def top_picks_figures(bundle_dir: Path, organic_dir: Path, work: Path) -> None:
+    """``setlist top-picks`` over every HetRec listener, locally and on Ray Data (2 CPUs)."""
+    import pyarrow.parquet as pq
+
+    from setlist.index.organic_store import latest_version
+    from setlist.offline.top_picks import top_picks_local, top_picks_ray
+
+    folder = latest_version(organic_dir)
+    assert folder is not None
+    local = top_picks_local(bundle_dir, folder, work / "local.parquet")
+    ray_run = top_picks_ray(bundle_dir, folder, work / "ray.parquet", cpus=2)
+    same = pq.read_table(local.path).equals(pq.read_table(ray_run.path))
+    print(
+        f"top picks for {local.users:,} listeners ({local.rows:,} rows): "
+        f"local {local.seconds:.1f} s, Ray Data (2 CPUs, start-up included) "
+        f"{ray_run.seconds:.1f} s; tables equal: {same}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mirror", default=os.environ.get("SETLIST_DATA_MIRROR", "data"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--top-picks", action="store_true", help="also time setlist top-picks")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="setlist-organic-bench-"))
     sources = SourceConfig(Path(args.mirror), work / "cache", False)
@@ -169,6 +190,8 @@ def main() -> None:
     api_check(bundle_dir, organic_dir, result)
     if not args.skip_http:
         http_load(bundle_dir, organic_dir, result.evaluation.users, args.seconds)
+    if args.top_picks:
+        top_picks_figures(bundle_dir, organic_dir, work)
 
 
 if __name__ == "__main__":
