@@ -390,6 +390,32 @@ class Settings(BaseSettings):
         default=1000, ge=10, le=1_000_000, description="Bootstrap resamples of listen-through."
     )
 
+    organic_dir: Path | None = Field(
+        default=None,
+        description="Folder of the organic playlist ranker's versions (`setlist organic train` "
+        "writes, the API loads the newest); default home/organic.",
+    )
+
+    top_picks_path: Path | None = Field(
+        default=None,
+        description="The `setlist top-picks` table the API serves organic playlists from while "
+        "fresh; default home/top_picks.parquet.",
+    )
+    top_picks_max_age_s: float = Field(
+        default=8 * 86_400.0,
+        gt=0,
+        description="Age past which the top-picks table is stale (computed on request instead).",
+    )
+
+    @property
+    def top_picks_file(self) -> Path:
+        return self.top_picks_path or self.home / "top_picks.parquet"
+
+    @property
+    def organic_path(self) -> Path:
+        """Where the organic playlist ranker's versions live."""
+        return self.organic_dir or self.home / "organic"
+
     @property
     def tracking_uri(self) -> str:
         """The MLflow tracking URI in force (explicit, else SQLite under home)."""

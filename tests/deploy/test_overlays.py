@@ -258,3 +258,19 @@ def test_the_rayjob_names_the_ray_the_image_installs() -> None:
     assert version.split(".")[:2] == ray.__version__.split(".")[:2], (
         f"RayJob rayVersion {version} but the image's Ray is {ray.__version__}"
     )
+
+
+def test_the_organic_top_picks_cronjob_runs_weekly_on_the_top_picks_volume() -> None:
+    root = typer.main.get_command(cli_app)
+    spec = find(build("production"), "CronJob", "setlist-organic-top-picks")["spec"]
+    assert spec["schedule"].split()[2:] == ["*", "*", "1"], "weekly"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert parse_command_line(root, container["command"]) == "setlist top-picks"
+    out = container["command"][container["command"].index("--out") + 1]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert out.startswith(mounts["data"] + "/") and env["SETLIST_ORGANIC_DIR"].startswith("/data/")
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "setlist-top-picks"

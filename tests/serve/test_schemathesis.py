@@ -1,8 +1,9 @@
 """schemathesis over the whole OpenAPI schema: no server errors, no response off the schema.
 
-The app serves a tiny tagged bundle (artists) and a tiny playlist catalogue (tracks, so the
-playlist routes answer rather than 404); schemathesis calls it in process (its ASGI transport runs
-the app's lifespan once). Examples per operation are bounded so the test stays fast.
+The app serves a tiny tagged bundle (artists), a tiny organic playlist ranker (so the organic
+routes answer rather than 503) and a tiny playlist catalogue (tracks, so the playlist routes
+answer rather than 404); schemathesis calls it in process (its ASGI transport runs the app's
+lifespan once). Examples per operation are bounded so the test stays fast.
 
 Beyond "no server error", schemathesis' positive and negative data checks hold: every request the
 schema allows is answered (2xx, or a 404 for what is not in the catalogue), every request it
@@ -35,6 +36,7 @@ from schemathesis.specs.openapi.checks import (
 
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
+from tests.serve.organic import save_organic_version
 from tests.serve.playlists import save_playlist_bundle
 from tests.serve.tagged import save_tagged_bundle
 
@@ -49,6 +51,7 @@ CHECKS = [
 
 _HOME = Path(tempfile.mkdtemp(prefix="setlist-schemathesis-"))
 atexit.register(shutil.rmtree, _HOME, True)
+save_organic_version(_HOME / "home" / "organic")
 APP = create_app(
     make_settings(_HOME / "home"),
     {
@@ -106,5 +109,7 @@ def test_the_schema_covers_the_serving_routes() -> None:
         "/v1/playlists/continue",
         "/v1/playlists/{pid}",
         "/v1/tracks/search",
+        "/v1/users/{user_id}/playlists",
+        "/v1/recommendations/playlists",
     ):
         assert path in paths

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 from setlist.events.keys import KeyStore
 from setlist.serve import create_app
 from tests.serve.conftest import make_settings
+from tests.serve.organic import save_organic_version
 from tests.serve.tagged import save_tagged_bundle
 from tests.serve.test_schemathesis import CHECKS, CONFIG, in_range_ts
 
@@ -31,6 +32,7 @@ _SETTINGS = make_settings(
 _STORE = KeyStore(f"sqlite:///{_HOME / 'events.db'}")
 KEY = _STORE.create("fuzzer", "read,events,admin", "1000000/minute", "test", "test")[1]
 _STORE.close()
+save_organic_version(_HOME / "home" / "organic")  # the organic routes answer, not 503
 APP = create_app(_SETTINGS, save_tagged_bundle(_HOME / "bundle"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
 

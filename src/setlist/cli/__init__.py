@@ -13,6 +13,7 @@ from setlist.cli import (  # noqa: F401  (registers the commands)
     events,
     keys,
     loop,
+    organic,
     serve,
     train,
     tune,

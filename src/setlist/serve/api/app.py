@@ -43,6 +43,7 @@ from setlist.serve.api.routes import (
     model,
     moods,
     onboarding,
+    organic,
     playlists,
     recommendations,
 )
@@ -113,6 +114,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         catalogues.router,
         admin.router,
         playlists.router,
+        organic.router,
     ):
         app.include_router(router)
     gate = service.gate

@@ -24,6 +24,7 @@ from setlist.serve.api.limits import Turns
 from setlist.serve.runtime.feedback import Feedback
 from setlist.serve.runtime.loading import CatalogueServing
 from setlist.serve.runtime.metrics import ServiceMetrics
+from setlist.serve.runtime.organic import OrganicServing
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Service:
     feedback: Feedback
     catalogues: dict[str, CatalogueServing]  # by name, artists first
     gate: Gate  # API keys, scopes and rate limits
+    organic: OrganicServing  # organic playlists over the artists catalogue
 
     @classmethod
     def build(cls, settings: Settings, bundles: Mapping[str, Path]) -> Service:
@@ -62,6 +64,9 @@ class Service:
             feedback=Feedback(settings, metrics),
             catalogues=catalogues,
             gate=Gate(settings, metrics),
+            organic=OrganicServing(
+                settings.organic_path, settings.top_picks_file, settings.top_picks_max_age_s
+            ),
         )
 
     @property
@@ -85,6 +90,8 @@ class Service:
             # Events name artists today: only the artists catalogue folds them in online.
             online = self.online if serving.name == DEFAULT_CATALOGUE else None
             serving.load(self.metrics, online)
+        if DEFAULT_CATALOGUE in self.catalogues:
+            self.organic.load(self.artists.model.bundle)
 
     def stop(self) -> None:
         for serving in self.catalogues.values():

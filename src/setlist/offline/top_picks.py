@@ -1,0 +1,154 @@
+"""`setlist top-picks`: every listener's taste buddies and organic playlists into one Parquet
+table, which the API serves while it is fresh (:mod:`setlist.serve.runtime.organic`).
+
+One row per (listener, kind, rank): ``kind`` is ``buddy`` (``target_id`` a user id, ``score``
+the taste similarity) or ``playlist`` (``target_id`` a playlist id, ``score`` 0); ``detail`` is
+the row's JSON (the playlist's name, sizes and reasons, as the route answers them; a buddy's
+shared artists). The file's metadata records the organic version, ``k``, ``serendipity`` and
+when it was computed, so the API serves it only for the version it runs and while fresh.
+Locally the listeners are answered in one process; with Ray Data (``backend="ray"``) blocks of
+listeners go to actors that each load the bundle and the ranker once. Both give the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from setlist.bundle import ModelBundle
+from setlist.index.buddies import buddies as find_buddies
+from setlist.index.organic_store import TOP_PICKS_META, load_organic
+from setlist.serve.answer.organic import OrganicAnswerer
+
+BLOCK = 256
+SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("kind", pa.string()),
+        ("rank", pa.int16()),
+        ("target_id", pa.string()),
+        ("score", pa.float32()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TopPicksConfig:
+    k_buddies: int = 10
+    k_playlists: int = 10
+    serendipity: float = 0.3
+
+
+@dataclass(frozen=True)
+class TopPicksResult:
+    users: int
+    rows: int
+    seconds: float
+    path: Path
+    version: str
+
+
+class _Picker:
+    """Buddies and playlists for blocks of listener rows (one per process or Ray actor)."""
+
+    def __init__(self, bundle_dir: str, organic_folder: str, config: TopPicksConfig) -> None:
+        self.bundle = ModelBundle.load(Path(bundle_dir))
+        self.answerer = OrganicAnswerer.build(load_organic(Path(organic_folder)), self.bundle)
+        self.config = config
+
+    def rows(self, users: np.ndarray) -> pa.Table:
+        a, c = self.answerer, self.config
+        ids, names, user_ids = a.bundle.items.ids, a.bundle.item_names, a.bundle.users.ids
+        out: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+
+        def add(user: str, kind: str, rank: int, target: str, score: float, detail: Any) -> None:
+            for key, value in zip(SCHEMA.names, (user, kind, rank, target, score), strict=False):
+                out[key].append(value)
+            out["detail"].append(json.dumps(detail, ensure_ascii=False))
+
+        for row in users.tolist():
+            user = str(user_ids[row])
+            found = find_buddies(a.history, a.vectors, row, k=c.k_buddies, hubs=a.hubs)
+            for rank, b in enumerate(found):
+                shared = [[str(ids[i]), str(names[i])] for i in b.shared]
+                add(user, "buddy", rank, str(user_ids[b.user]), b.similarity, {"shared": shared})
+            for rank, pick in enumerate(a.for_user(user, c.k_playlists, c.serendipity)):
+                add(user, "playlist", rank, pick.playlist_id, 0.0, asdict(pick))
+        return pa.Table.from_pydict(out, schema=SCHEMA)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.rows(np.asarray(batch.column("id").to_numpy(), dtype=np.int64))
+
+
+def _metadata(version: str, config: TopPicksConfig) -> dict[bytes, bytes]:
+    meta = {"organic_version": version, "computed_at": time.time(), **asdict(config)}
+    return {TOP_PICKS_META: json.dumps(meta).encode()}
+
+
+def _write(table: pa.Table, out: Path, version: str, config: TopPicksConfig) -> None:
+    table = table.sort_by([("user_id", "ascending"), ("kind", "ascending"), ("rank", "ascending")])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(table.replace_schema_metadata(_metadata(version, config)), tmp)
+    tmp.replace(out)
+
+
+def top_picks_local(
+    bundle_dir: Path, organic_folder: Path, out: Path, config: TopPicksConfig = TopPicksConfig()
+) -> TopPicksResult:
+    """Every listener of the bundle, in this process."""
+    started = time.perf_counter()
+    picker = _Picker(str(bundle_dir), str(organic_folder), config)
+    n = len(picker.bundle.users)
+    parts = [picker.rows(np.arange(s, min(s + BLOCK, n))) for s in range(0, n, BLOCK)]
+    table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
+    version = picker.answerer.artifact.version
+    _write(table, out, version, config)
+    return TopPicksResult(n, table.num_rows, time.perf_counter() - started, out, version)
+
+
+def top_picks_ray(
+    bundle_dir: Path,
+    organic_folder: Path,
+    out: Path,
+    config: TopPicksConfig = TopPicksConfig(),
+    cpus: int = 2,
+) -> TopPicksResult:
+    """The same on Ray Data: blocks of listener rows to ``cpus`` actors. Uses the running Ray
+    if there is one (and leaves it running), else starts a local one and shuts it after."""
+    import ray
+
+    started = time.perf_counter()
+    n = len(ModelBundle.load(bundle_dir).users)
+    version = load_organic(organic_folder).version
+    own = not ray.is_initialized()
+    if own:
+        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 ignore_reinit_error=True, log_to_driver=False)  # fmt: skip
+    try:
+        ds = ray.data.range(n, override_num_blocks=max(1, min(cpus * 4, -(-n // BLOCK))))
+        picked = ds.map_batches(
+            _Picker,
+            fn_constructor_args=(str(bundle_dir), str(organic_folder), config),
+            batch_size=BLOCK,
+            batch_format="pyarrow",
+            concurrency=cpus,
+            # Half a CPU each: the actors must leave room for the range's read tasks, or the
+            # pipeline waits for CPUs that its own actors hold.
+            num_cpus=0.5,
+        )
+        parts = ray.get(picked.to_arrow_refs())
+        table = pa.concat_tables([p.cast(SCHEMA) for p in parts]) if parts else SCHEMA.empty_table()
+    finally:
+        if own:
+            ray.shutdown()
+    _write(table, out, version, config)
+    return TopPicksResult(n, table.num_rows, time.perf_counter() - started, out, version)

@@ -1,0 +1,128 @@
+"""Organic playlists for a listener of the served artists bundle: the saved ranker over the
+playlists linked to the bundle's artist names, with the reasons of each pick.
+
+:meth:`OrganicAnswerer.build` does the slow part once per bundle (linking every playlist artist
+to the bundle's names, the listeners' taste vectors and hubness); each request then ranks a few
+hundred candidates. The saved version's champion decides the order: ``ranker`` (the learned
+ranker), ``overlap`` (raw overlap) or ``most_followed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from setlist.bundle import ModelBundle
+from setlist.errors import NotFoundError
+from setlist.index.buddies import hubness, taste_vectors
+from setlist.index.organic import (
+    LinkedPlaylists,
+    Listener,
+    because,
+    link,
+    listener_of_row,
+    matched_share,
+    normalise,
+    seed_listener,
+)
+from setlist.index.organic_ranker import OrganicRanker, most_followed, recommend_playlists
+from setlist.index.organic_store import OrganicArtifact
+
+
+@dataclass(frozen=True)
+class Ref:
+    item_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class OrganicPick:
+    playlist_id: str
+    name: str
+    num_followers: int
+    num_tracks: int
+    familiar: list[Ref]
+    new: list[Ref]
+    buddies: list[str]
+
+
+@dataclass(frozen=True)
+class OrganicAnswerer:
+    artifact: OrganicArtifact
+    bundle: ModelBundle
+    linked: LinkedPlaylists
+    history: sp.csr_matrix
+    vectors: sp.csr_matrix
+    hubs: npt.NDArray[np.float64]
+    ranker: OrganicRanker
+    matched: float  # share of the bundle's listening on artists found in some playlist
+    by_name: dict[str, int]  # normalised artist name -> column (seeds may be names)
+
+    @classmethod
+    def build(cls, artifact: OrganicArtifact, bundle: ModelBundle) -> OrganicAnswerer:
+        history = sp.csr_matrix(bundle.seen, dtype=np.float64)
+        linked = link(artifact.table, [str(n) for n in bundle.item_names.tolist()])
+        vectors = taste_vectors(history)
+        ranker = artifact.ranker
+        if artifact.champion != "ranker":  # the better reference serves: raw overlap order
+            ranker = OrganicRanker(ranker.config, None)
+        matched = matched_share(history, linked)
+        by_name: dict[str, int] = {}
+        for col, name in enumerate(bundle.item_names.tolist()):
+            by_name.setdefault(normalise(str(name)), col)
+        hubs = hubness(vectors)
+        return cls(artifact, bundle, linked, history, vectors, hubs, ranker, matched, by_name)
+
+    def for_user(self, user_id: str, k: int, serendipity: float) -> list[OrganicPick]:
+        """404 naming ``user_id`` for a listener the bundle does not know."""
+        row = self.bundle.users.get(user_id)
+        if row is None:
+            raise NotFoundError(f"unknown listener {user_id!r}", field="user_id", value=user_id)
+        who = listener_of_row(self.history, self.vectors, row, self.hubs, self.n_buddies)
+        return self._answer(who, k, serendipity)
+
+    def for_seeds(self, item_ids: Sequence[str], k: int, serendipity: float) -> list[OrganicPick]:
+        """Seed artists by id or name (accents and case ignored; unknown ones skipped); none
+        known: the most-followed playlists."""
+        by_id = self.bundle.items.rows(list(item_ids)).tolist()
+        rows = [
+            r if r >= 0 else self.by_name.get(normalise(s), -1)
+            for r, s in zip(by_id, item_ids, strict=True)
+        ]
+        rows = [r for r in rows if r >= 0]
+        who = seed_listener(self.history, self.vectors, rows, self.hubs, self.n_buddies)
+        return self._answer(who, k, serendipity)
+
+    @property
+    def n_buddies(self) -> int:
+        return self.ranker.config.n_buddies
+
+    def _answer(self, who: Listener, k: int, serendipity: float) -> list[OrganicPick]:
+        if self.artifact.champion == "most_followed":
+            rows = most_followed(self.linked, k)
+        else:
+            rows = recommend_playlists(self.ranker, self.linked, who, k, serendipity)
+        return [self._pick(who, int(r)) for r in rows.tolist()]
+
+    def _pick(self, who: Listener, row: int) -> OrganicPick:
+        why = because(self.linked, who, row)
+        ids, names = self.bundle.items.ids, self.bundle.item_names
+        users = self.bundle.users.ids
+
+        def refs(cols: list[int]) -> list[Ref]:
+            return [Ref(str(ids[c]), str(names[c])) for c in cols]
+
+        linked = self.linked
+        return OrganicPick(
+            playlist_id=str(linked.ids[row]),
+            name=str(linked.names[row]),
+            num_followers=int(linked.followers[row]),
+            num_tracks=int(linked.num_tracks[row]),
+            familiar=refs(why.familiar),
+            new=refs(why.new),
+            buddies=[str(users[b]) for b in why.buddies],
+        )
