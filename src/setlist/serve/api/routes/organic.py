@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StringConstraints
 
+from setlist.events.schema import JsonInt
 from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.answer.organic import OrganicAnswerer, OrganicPick
 from setlist.serve.api.deps import ServiceDep
@@ -63,8 +64,10 @@ class OrganicSeedsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seeds: list[SeedId] = Field(default_factory=list, max_length=MAX_SEEDS)
-    k: StrictInt = Field(default=10, ge=1, le=MAX_PLAYLISTS, description="How many playlists.")
-    serendipity: StrictFloat | StrictInt = Field(
+    k: JsonInt = Field(default=10, ge=1, le=MAX_PLAYLISTS, description="How many playlists.")
+    # StrictFloat takes JSON integers too, never a string or a boolean; one type, so the
+    # schema states the bounds.
+    serendipity: StrictFloat = Field(
         default=0.3, ge=0, le=1, description="0: most familiar, 1: most discovery."
     )
 
