@@ -20,20 +20,32 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def taste_vectors(history: sp.csr_matrix, idf_power: float = 1.0) -> sp.csr_matrix:
-    """Rows of ``history`` (listeners x artists, play counts) as L2-normalised taste vectors:
-    ``log1p(plays) * idf ** idf_power`` with ``idf = log(n_listeners / listeners_of_artist)``."""
+def idf_weights(history: sp.csr_matrix, idf_power: float = 1.0) -> np.ndarray:
+    """Each artist's ``log((n_listeners + 1) / (listeners_of_artist + 1)) ** idf_power``."""
+    n_users = max(history.shape[0], 1)
+    listeners = np.bincount(history.indices, minlength=history.shape[1]).astype(np.float64)
+    return np.asarray(np.log((n_users + 1.0) / (listeners + 1.0)) ** idf_power, dtype=np.float64)
+
+
+def weigh(history: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Rows of ``history`` (play counts) as ``log1p(plays) * idf``, L2-normalised."""
     matrix = sp.csr_matrix(history, dtype=np.float64, copy=True)
     if matrix.nnz and float(matrix.data.min()) < 0:
         raise ValueError("history: play counts must not be negative")
     matrix.data = np.log1p(matrix.data)
-    n_users = max(matrix.shape[0], 1)
-    listeners = np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
-    idf = np.log((n_users + 1.0) / (listeners + 1.0)) ** idf_power
     matrix = sp.csr_matrix(matrix.multiply(idf[None, :]))
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix)
+
+
+def taste_vectors(history: sp.csr_matrix, idf_power: float = 1.0) -> sp.csr_matrix:
+    """Rows of ``history`` (listeners x artists, play counts) as L2-normalised taste vectors:
+    ``log1p(plays) * idf ** idf_power`` with ``idf = log(n_listeners / listeners_of_artist)``."""
+    matrix = sp.csr_matrix(history)
+    if matrix.nnz and float(matrix.data.min()) < 0:
+        raise ValueError("history: play counts must not be negative")
+    return weigh(matrix, idf_weights(matrix, idf_power))
 
 
 HUB_WEIGHT = 2.0
@@ -95,7 +107,20 @@ def buddies(
     if not 0 <= user < vectors.shape[0]:
         raise IndexError(f"user {user} out of range")
     rows, sims = nearest(vectors, vectors[user], k, exclude=user, hubs=hubs)
-    mine = history[user].toarray().ravel()
+    return describe(history, history[user].toarray().ravel(), rows, sims, n_shared, n_discoveries)
+
+
+def describe(
+    history: sp.csr_matrix,
+    mine: np.ndarray,
+    rows: np.ndarray,
+    sims: np.ndarray,
+    n_shared: int = 5,
+    n_discoveries: int = 5,
+) -> list[Buddy]:
+    """Buddies ``rows`` (with their similarities) of a listener whose plays are ``mine`` (dense,
+    one per artist): the artists both love most (``shared``, ranked by the smaller of the two
+    weights) and what the buddy loves that the listener has not heard (``discoveries``)."""
     out = []
     for row, sim in zip(rows.tolist(), sims.tolist(), strict=True):
         theirs = history[row].toarray().ravel()

@@ -34,6 +34,7 @@ from setlist.serve.api.hotpath import HotPathMiddleware
 from setlist.serve.api.limits import BodyLimitMiddleware, InFlightLimitMiddleware
 from setlist.serve.api.routes import (
     admin,
+    buddies,
     catalogue,
     catalogues,
     events,
@@ -51,8 +52,9 @@ from setlist.serve.runtime.metrics import MetricsMiddleware
 # `setlist serve --workers N --bundle [CATALOGUE=]DIR ...`: name=folder entries, os.pathsep apart
 WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"
 
-# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists.
-BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists")
+# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists,
+# seed buddies.
+BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists", "/v1/buddies")
 
 Bundles = Path | Mapping[str, Path] | None
 
@@ -108,6 +110,7 @@ def create_app(settings: Settings, bundle_dir: Bundles = None) -> FastAPI:
         items.router,
         events.router,
         catalogue.router,
+        buddies.router,
         catalogues.router,
         admin.router,
         playlists.router,

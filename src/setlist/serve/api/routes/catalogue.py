@@ -23,8 +23,6 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError
-from setlist.index.buddies import buddies as find_buddies
-from setlist.index.buddies import hubness, taste_vectors
 from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.api.deps import ServiceDep, StateDep
 from setlist.serve.api.schemas import ErrorPublic
@@ -421,63 +419,4 @@ def _event_figures(
             CountPublic(name=names.get(i, i), count=float(n)) for i, n in top_new.iter_rows()
         ],
         moods=[DayCountPublic(day=d, name=m, count=n) for d, m, n in sorted(mood_rows)],
-    )
-
-
-class ItemRefPublic(BaseModel):
-    item_id: str
-    name: str
-
-
-class BuddyPublic(BaseModel):
-    user_id: str
-    similarity: float = Field(description="Cosine of the two listeners' taste vectors.")
-    shared: list[ItemRefPublic] = Field(description="Artists both love most.")
-    discoveries: list[ItemRefPublic] = Field(
-        description="What the buddy loves most that the listener has not heard."
-    )
-
-
-class BuddiesPublic(BaseModel):
-    items: list[BuddyPublic]
-
-
-def _taste(bundle: ModelBundle) -> tuple[Any, npt.NDArray[np.float64]]:
-    vectors = taste_vectors(bundle.seen)
-    return vectors, hubness(vectors)
-
-
-@router.get("/users/{user_id:path}/buddies", responses=_ERRORS)
-def buddies(
-    state: StateDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> BuddiesPublic:
-    """A listener's taste buddies: the training listeners nearest in taste, never themself.
-
-    Taste is the listener's training history weighted log1p x IDF (see
-    :mod:`setlist.index.buddies`; chosen over the model's user factors by ``benchmarks/buddies.py``
-    against HetRec's friend graph), computed once per bundle; ranking is exact, over all
-    listeners.
-    """
-    bundle, _ = state.require()
-    row = bundle.users.get(user_id)
-    if row is None:
-        raise NotFoundError(f"unknown listener {user_id!r}", field="user_id")
-    vectors, hubs = _cache.get(bundle, "buddies", _taste)
-    ids, names = bundle.items.ids, bundle.item_names
-
-    def refs(rows: list[int]) -> list[ItemRefPublic]:
-        return [ItemRefPublic(item_id=str(ids[r]), name=str(names[r])) for r in rows]
-
-    return BuddiesPublic(
-        items=[
-            BuddyPublic(
-                user_id=str(bundle.users.ids[b.user]),
-                similarity=round(b.similarity, 6),
-                shared=refs(b.shared),
-                discoveries=refs(b.discoveries),
-            )
-            for b in find_buddies(bundle.seen, vectors, row, k=k, hubs=hubs)
-        ]
     )
