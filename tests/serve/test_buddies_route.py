@@ -95,6 +95,7 @@ def test_buddies_through_the_listener_index_match_the_exact_pairing(
             assert got.status_code == want.status_code == 200
             assert got.json() == want.json()
         seeds = {"seeds": ["Alpha", "Gamma"], "k": 2}
-        assert indexed.post("/v1/buddies", json=seeds).json() == client.post(
-            "/v1/buddies", json=seeds
-        ).json()
+        assert (
+            indexed.post("/v1/buddies", json=seeds).json()
+            == client.post("/v1/buddies", json=seeds).json()
+        )
