@@ -88,13 +88,18 @@ def test_event_figures(client: TestClient) -> None:
         ev(5, "u1", "a", "like", day2, arm="local", position=0),  # from a slate
         ev(6, "u2", "x", "impression", day2),  # a known listener: not a newcomer
         ev(7, "u2", "c", "skip", day2),
+        ev(8, "u2", "c", "playlist_play", day2, playlist_id="pl1"),  # an organic playlist
     ]
     assert client.post("/v1/events", json={"events": events}).status_code == 200
     body = client.get("/v1/stats/events").json()
-    assert body["events"] == 7
+    assert body["events"] == 8
     assert {r["name"]: r["count"] for r in body["by_type"]} == {
-        "impression": 3, "listen": 2, "like": 1, "skip": 1
+        "impression": 3, "listen": 2, "like": 1, "skip": 1, "playlist_play": 1
     }  # fmt: skip
+    assert {(r["day"], r["name"], r["count"]) for r in body["playlist_listening"]} == {
+        (day1.strftime("%Y-%m-%d"), "the rest", 2),
+        (day2.strftime("%Y-%m-%d"), "organic playlists", 1),
+    }
     by_source: dict[str, int] = {}
     for row in body["listening"]:
         by_source[row["name"]] = by_source.get(row["name"], 0) + row["count"]

@@ -123,6 +123,11 @@ class EventStatsPublic(BaseModel):
     moods: list[DayCountPublic] = Field(
         description="Positive events per day and mood (the artist carries the mood's tags)."
     )
+    playlist_listening: list[DayCountPublic] = Field(
+        default_factory=list,
+        description="Plays per day: name 'organic playlists' (playlist_play events: a "
+        "human-made playlist playing) or 'the rest' (listen events).",
+    )
 
 
 class _Cache:
@@ -404,6 +409,17 @@ def _event_figures(
         for i, r in zip(top_new.get_column("item_id"), rows, strict=True)
         if r >= 0
     }
+    plays = (
+        frame.filter(pl.col("type").is_in(["listen", "playlist_play"]))
+        .with_columns(
+            name=pl.when(pl.col("type") == "playlist_play")
+            .then(pl.lit("organic playlists"))
+            .otherwise(pl.lit("the rest"))
+        )
+        .group_by("day", "name")
+        .len()
+        .sort("day", "name")
+    )
     mood_rows: list[tuple[str, str, int]] = []
     for mood, rows in moods.items():
         ids = bundle.items.ids[rows].tolist()
@@ -419,4 +435,7 @@ def _event_figures(
             CountPublic(name=names.get(i, i), count=float(n)) for i, n in top_new.iter_rows()
         ],
         moods=[DayCountPublic(day=d, name=m, count=n) for d, m, n in sorted(mood_rows)],
+        playlist_listening=[
+            DayCountPublic(day=d, name=k, count=int(n)) for d, k, n in plays.iter_rows()
+        ],
     )
