@@ -197,6 +197,9 @@ def _listening(api: Api) -> None:
         _over_time(found["moods"], "Mood popularity over time", "mood", bars=False)
     with right:
         _bars(found["by_type"], "Events by type", "events")
+    plays = found.get("playlist_listening") or []
+    if any(row.get("name") == "organic playlists" for row in plays):
+        _over_time(plays, "Listening on organic playlists vs the rest", "plays", bars=True)
 
 
 def _histogram(bins: list[dict[str, Any]], title: str) -> None:
