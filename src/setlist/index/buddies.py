@@ -121,12 +121,17 @@ def describe(
     """Buddies ``rows`` (with their similarities) of a listener whose plays are ``mine`` (dense,
     one per artist): the artists both love most (``shared``, ranked by the smaller of the two
     weights) and what the buddy loves that the listener has not heard (``discoveries``)."""
+    history = sp.csr_matrix(history)
     out = []
     for row, sim in zip(rows.tolist(), sims.tolist(), strict=True):
-        theirs = history[row].toarray().ravel()
-        both = np.flatnonzero((mine > 0) & (theirs > 0))
-        both = both[np.argsort(-np.minimum(mine[both], theirs[both]), kind="stable")]
-        new = np.flatnonzero((theirs > 0) & (mine <= 0))
-        new = new[np.argsort(-theirs[new], kind="stable")]
+        start, end = history.indptr[row], history.indptr[row + 1]
+        cols, theirs = history.indices[start:end], history.data[start:end]
+        keep = theirs > 0
+        cols, theirs = cols[keep], theirs[keep]
+        heard = mine[cols] > 0
+        both, weight = cols[heard], np.minimum(mine[cols[heard]], theirs[heard])
+        both = both[np.lexsort((both, -weight))]
+        new, loved = cols[~heard], theirs[~heard]
+        new = new[np.lexsort((new, -loved))]
         out.append(Buddy(row, float(sim), both[:n_shared].tolist(), new[:n_discoveries].tolist()))
     return out

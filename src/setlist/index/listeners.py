@@ -49,7 +49,7 @@ class ListenerIndex:
     """Nearest listeners by the hub-corrected taste pairing, through a vector index."""
 
     idf: npt.NDArray[np.float64]  # per artist
-    components: npt.NDArray[np.float32]  # dims x artists (SVD right singular vectors)
+    components: npt.NDArray[np.float32]  # artists x dims (SVD right singular vectors, rows)
     hubs: npt.NDArray[np.float64]  # per listener: mean cosine to every other listener
     index: VectorIndex  # over [reduced taste, -hub_weight * hub]
     vectors: sp.csr_matrix  # listeners x artists, the exact taste vectors
@@ -65,7 +65,7 @@ class ListenerIndex:
 
     @property
     def dims(self) -> int:
-        return int(self.components.shape[0])
+        return int(self.components.shape[1])
 
     @classmethod
     def build(cls, history: sp.csr_matrix, config: IndexConfig) -> ListenerIndex | None:
@@ -83,9 +83,9 @@ class ListenerIndex:
         idf = idf_weights(history)
         vectors = weigh(history, idf)
         hubs = hubness(vectors)
-        _, _, components = svds(vectors, k=dims, random_state=config.seed)
-        components = np.ascontiguousarray(components, dtype=np.float32)
-        reduced = np.asarray(vectors @ components.T, dtype=np.float32)
+        _, _, right = svds(vectors, k=dims, random_state=config.seed)
+        components = np.ascontiguousarray(right.T, dtype=np.float32)
+        reduced = np.asarray(vectors @ components, dtype=np.float32)
         items = np.hstack([reduced, (-HUB_WEIGHT * hubs)[:, None].astype(np.float32)])
         queries = np.hstack([reduced, np.ones((len(reduced), 1), dtype=np.float32)])
         first = max(RECALL_K + 1, min(settings.candidates, len(reduced)))
@@ -138,22 +138,35 @@ class ListenerIndex:
         return recall_at_k(found, truth)
 
     def query(self, plays: sp.csr_matrix) -> sp.csr_matrix:
-        """The taste vector (1 x artists) of a listener with these play counts."""
-        return weigh(sp.csr_matrix(plays), self.idf)
+        """The taste vector (1 x artists) of a listener with these play counts (as
+        :func:`setlist.index.buddies.weigh`, for one row without its matrix bookkeeping)."""
+        row = sp.csr_matrix(plays)
+        row.sum_duplicates()
+        if row.shape[0] != 1:
+            return weigh(row, self.idf)
+        if row.nnz and float(row.data.min()) < 0:
+            raise ValueError("history: play counts must not be negative")
+        data = np.log1p(row.data.astype(np.float64)) * self.idf[row.indices]
+        norm = float(np.sqrt(data @ data)) or 1.0
+        indptr = np.array([0, len(data)], dtype=row.indptr.dtype)
+        return sp.csr_matrix((data / norm, row.indices.copy(), indptr), shape=row.shape)
 
     def search(
         self, query: sp.csr_matrix, k: int, exclude: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """The ``k`` listeners nearest the taste vector ``query`` (1 x artists, normalised),
         best first, never ``exclude`` nor one sharing nothing: rows and plain cosines."""
-        reduced = np.asarray(query @ self.components.T, dtype=np.float32).ravel()
-        probe = np.append(reduced, np.float32(1.0))
+        query = sp.csr_matrix(query)
+        weights = query.data.astype(np.float32)
+        probe = np.append(weights @ self.components[query.indices], np.float32(1.0))
         depth = max(self.candidates, k) + (exclude is not None)
         rows, _ = self.index.search_one(probe, depth)
         if exclude is not None:
             rows = rows[rows != exclude]
         rows = rows[rows >= 0]
-        cosines = np.asarray((self.vectors[rows] @ query.T).todense(), dtype=np.float64).ravel()
+        dense = np.zeros(self.vectors.shape[1], dtype=np.float64)
+        dense[query.indices] = query.data
+        cosines = np.asarray(self.vectors[rows] @ dense, dtype=np.float64)
         scores = cosines - self.hub_weight * self.hubs[rows]
         keep = cosines > 0
         rows, cosines, scores = rows[keep], cosines[keep], scores[keep]
@@ -204,15 +217,15 @@ class ListenerIndex:
             raise ArtifactError(f"cannot read the listener index in {path}: {exc}") from exc
         index = load_index(path / "index")
         n_users, n_items = history.shape
-        if len(idf) != n_items or components.shape[1:] != (n_items,) or len(hubs) != n_users:
+        if len(idf) != n_items or components.shape[:1] != (n_items,) or len(hubs) != n_users:
             raise ArtifactError(
                 f"{path}: listener index is for {len(hubs)} listeners x {len(idf)} artists, "
                 f"the bundle has {n_users} x {n_items}"
             )
-        if index.n != n_users or index.dim != components.shape[0] + 1:
+        if index.n != n_users or index.dim != components.shape[1] + 1:
             raise ArtifactError(
                 f"{path}: index holds {index.n}x{index.dim}, expected {n_users}x"
-                f"{components.shape[0] + 1}"
+                f"{components.shape[1] + 1}"
             )
         recall, index_recall = doc.get("recall_at_10"), doc.get("index_recall")
         return cls(
