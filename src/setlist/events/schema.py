@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -39,17 +39,7 @@ EventType = Literal[
     "playlist_play",
     "playlist_skip",
 ]
-EVENT_TYPES: tuple[str, ...] = (
-    "listen",
-    "skip",
-    "like",
-    "dislike",
-    "playlist_add",
-    "impression",
-    "playlist_follow",
-    "playlist_play",
-    "playlist_skip",
-)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 #: Feedback on a whole (organic) playlist: these carry ``playlist_id``, and no other type does.
 PLAYLIST_EVENT_TYPES: tuple[str, ...] = ("playlist_follow", "playlist_play", "playlist_skip")
 SERVER_FIELDS = frozenset({"seq", "received_at"})

@@ -35,7 +35,7 @@ from scipy.sparse.linalg import svds
 from setlist.arrays import sha256_file
 from setlist.config import IndexConfig
 from setlist.errors import ArtifactError, ModelError
-from setlist.index.base import VectorIndex, load_index
+from setlist.index.base import VectorIndex, checked_doc, load_index
 from setlist.index.buddies import HUB_WEIGHT, hubness, idf_weights, nearest, weigh
 from setlist.index.build import RECALL_K, recall_at_k, tuned_index
 
@@ -198,15 +198,8 @@ class ListenerIndex:
     def load(cls, path: Path, history: sp.csr_matrix) -> ListenerIndex:
         """Load an index saved by :meth:`save` for the listeners of ``history``, refusing a
         changed, truncated or mismatched one."""
-        doc_path, npz = path / "listeners.json", path / "listeners.npz"
-        try:
-            doc = json.loads(doc_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"cannot read listener index metadata {doc_path}: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != LISTENERS_FORMAT:
-            raise ArtifactError(f"{doc_path}: not a format-{LISTENERS_FORMAT} listener index")
-        if not npz.exists() or sha256_file(npz) != doc.get("sha256"):
-            raise ArtifactError(f"{npz}: SHA-256 does not match {doc_path} (changed or truncated)")
+        npz = path / "listeners.npz"
+        doc = checked_doc(path / "listeners.json", npz, LISTENERS_FORMAT, "listener index")
         try:
             with np.load(npz, allow_pickle=False) as data:
                 idf = data["idf"].astype(np.float64)
