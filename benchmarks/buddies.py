@@ -133,14 +133,13 @@ def api_precision(
     return float(np.mean(hits)), folder / "bundle"
 
 
-LUA_BUDDIES = """
-local users = {}
-for line in io.lines("%s") do users[#users + 1] = line end
-math.randomseed(%d)
-request = function()
-  return wrk.format("GET", "/v1/users/" .. users[math.random(#users)] .. "/buddies?k=10")
-end
-"""
+def _lua_buddies() -> str:
+    """``benchmarks/serving.py``'s request script (random listener ids) asking for buddies."""
+    from benchmarks.serving import LUA_USERS
+
+    script = LUA_USERS.replace('"/recommendations?k=10"', '"/buddies?k=10"')
+    assert script != LUA_USERS, "benchmarks/serving.py's request script changed"
+    return script
 
 
 def http_latency(bundle_dir: Path, n_users: int, seconds: int) -> None:
@@ -156,7 +155,8 @@ def http_latency(bundle_dir: Path, n_users: int, seconds: int) -> None:
     users = work / "users.txt"
     users.write_text("\n".join(str(u) for u in range(n_users)))
     sat, paced = work / "sat.lua", work / "paced.lua"
-    sat.write_text(LUA_BUDDIES % (users, 1))
+    lua = _lua_buddies()
+    sat.write_text(lua % (users, 1))
     port = 19000 + os.getpid() % 1000
     proc = serve(bundle_dir, port, 1, work)
     base = f"http://127.0.0.1:{port}"
@@ -164,7 +164,7 @@ def http_latency(bundle_dir: Path, n_users: int, seconds: int) -> None:
         wrk(base, 3, 16, sat)  # warm-up
         full = wrk(base, seconds, 16, sat)
         half_rate = full["rps"] / 2
-        paced.write_text(LUA_BUDDIES % (users, 2) + LUA_PACE % (1000.0 * 8 / half_rate))
+        paced.write_text(lua % (users, 2) + LUA_PACE % (1000.0 * 8 / half_rate))
         half = wrk(base, seconds, 8, paced)
     finally:
         proc.terminate()

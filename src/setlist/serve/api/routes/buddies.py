@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from setlist.serve.answer.ask import MAX_ID_LENGTH, MAX_SEEDS
@@ -63,19 +64,24 @@ class SeedBuddiesPublic(BuddiesPublic):
     unknown_seeds: list[str] = Field(description="The seeds that matched nothing.")
 
 
-@router.get("/users/{user_id:path}/buddies", responses=_ERRORS)
-def buddies(
+@router.get("/users/{user_id:path}/buddies", responses=_ERRORS, response_model=BuddiesPublic)
+async def buddies(
     state: StateDep,
     user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     k: Annotated[int, Query(ge=1, le=MAX_BUDDIES)] = 10,
-) -> BuddiesPublic:
+) -> JSONResponse:
     """A listener's taste buddies: the training listeners nearest in taste, never themself.
 
     Taste is the listener's history weighted log1p x IDF; neighbours come through the bundle's
     listener index and are ranked by cosine less a hubness correction. An unknown listener is
     a 404 naming ``user_id``.
+
+    Answered on the event loop (about a millisecond of numpy and faiss, as the recommendation
+    hot path does) and written as JSON directly: the shape is :class:`BuddiesPublic`, built
+    here from plain values rather than validated twice.
     """
-    return BuddiesPublic(items=_public(_finder(state).for_user(user_id, k)))
+    found = _finder(state).for_user(user_id, k)
+    return JSONResponse({"items": [_plain(b) for b in found]})
 
 
 @router.post("/buddies", responses=_ERRORS)
@@ -94,6 +100,16 @@ def seed_buddies(body: SeedBuddiesIn, state: StateDep) -> SeedBuddiesPublic:
 def _finder(state: ModelState) -> BuddyFinder:
     state.require()
     return state.buddy_finder()
+
+
+def _plain(b: NamedBuddy) -> dict[str, Any]:
+    """One buddy as :class:`BuddyPublic`'s JSON."""
+    return {
+        "user_id": b.user_id,
+        "similarity": b.similarity,
+        "shared": [{"item_id": i, "name": n} for i, n in b.shared],
+        "discoveries": [{"item_id": i, "name": n} for i, n in b.discoveries],
+    }
 
 
 def _public(found: list[NamedBuddy]) -> list[BuddyPublic]:
