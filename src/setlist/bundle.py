@@ -7,9 +7,11 @@ diversity are computed from, and optional ``attr_*`` arrays of item attributes, 
 artist), ``bundle.json`` (metadata and the SHA-256 of ``bundle.npz``), for a playlist catalogue
 ``playlists.parquet`` (see :data:`PLAYLIST_COLUMNS`: the playlists the track catalogue was built
 from, which the title model, ``GET /v1/playlists/{pid}`` and the playlist recommendations read),
-and,
-for models whose scores are dot products, ``index/`` (the vector index built at training time,
-with its measured recall; see :mod:`setlist.index`). ``bundle.npz`` also keeps the histories of
+for
+models whose scores are dot products, ``index/`` (the vector index built at training time, with
+its measured recall; see :mod:`setlist.index`), and ``listeners/`` (the index over listeners'
+tastes that finds taste buddies, recall-checked against the exact pairing; see
+:mod:`setlist.index.listeners`). ``bundle.npz`` also keeps the histories of
 the listeners the training filter dropped (too few items for ``min_user_items``), over this
 catalogue, apart from ``users``/``seen``: those stay exactly the model's rows, which the offline
 top-k, the promotion gate and the service index by; the service folds these listeners in from
@@ -39,6 +41,7 @@ from setlist.models.base import Recommender, load_model
 if TYPE_CHECKING:
     from setlist.config import IndexConfig
     from setlist.index.base import VectorIndex
+    from setlist.index.listeners import ListenerIndex
     from setlist.models.continuation import ContinuationConfig, Continuer
 
 BUNDLE_FORMAT = 1
@@ -76,6 +79,8 @@ class ModelBundle:
     item_attributes: dict[str, npt.NDArray[np.str_]] = field(default_factory=dict)
     #: The playlists behind a playlist catalogue (:data:`PLAYLIST_COLUMNS`); None for others.
     playlists: pl.DataFrame | None = None
+    #: The index over listeners' tastes that finds taste buddies; None: exact search.
+    listeners: ListenerIndex | None = None
 
     @property
     def catalogue(self) -> str | None:
@@ -131,6 +136,7 @@ class ModelBundle:
             bundle.untrained_seen = sp.csr_matrix(untrained.csr, dtype=np.float32)
         if index_config is not None:
             bundle.build_index(index_config)
+            bundle.build_listeners(index_config)
         return bundle
 
     def history(self, user_id: str) -> sp.csr_matrix | None:
@@ -156,6 +162,15 @@ class ModelBundle:
         self.index = build_index(items, users, config)
         self.meta = replace(self.meta, index=self.index.describe())
 
+    def build_listeners(self, config: IndexConfig) -> None:
+        """Build the listener index of taste buddies over the training history (any model);
+        records it in meta. None where there are too few listeners or it is switched off."""
+        from setlist.index.listeners import ListenerIndex
+
+        self.listeners = ListenerIndex.build(self.seen, config)
+        described = None if self.listeners is None else self.listeners.describe()
+        self.meta = replace(self.meta, listeners=described)
+
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.model.save(path / "model")
@@ -176,6 +191,8 @@ class ModelBundle:
         )
         if self.index is not None:
             self.index.save(path / "index")
+        if self.listeners is not None:
+            self.listeners.save(path / "listeners")
         doc: dict[str, Any] = {
             "format": BUNDLE_FORMAT,
             "sha256": sha256_file(npz),
@@ -234,6 +251,10 @@ class ModelBundle:
             from setlist.index import load_index
 
             bundle.index = load_index(path / "index")
+        if (path / "listeners").is_dir():
+            from setlist.index.listeners import ListenerIndex
+
+            bundle.listeners = ListenerIndex.load(path / "listeners", bundle.seen)
         bundle.playlists = _load_playlists(path / PLAYLISTS_FILE, doc.get("playlists_sha256"))
         bundle.check()
         return bundle

@@ -31,6 +31,7 @@ _KNOWN = (
     "trained_at",
     "version",
     "index",
+    "listeners",
     "catalogue",
 )
 
@@ -52,6 +53,8 @@ class BundleMeta:
     version: str | None = None
     #: The vector index's description (kind, parameters, measured recall), for factor models.
     index: dict[str, Any] | None = None
+    #: The listener index's description (dims, depth, recall against the exact pairing).
+    listeners: dict[str, Any] | None = None
     #: The catalogue the model was trained for (artists, tracks, ...); None in older bundles.
     catalogue: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +99,7 @@ class BundleMeta:
             trained_at=_datetime(raw.get("trained_at")),
             version=_text(raw, "version"),
             index=_object(raw, "index"),
+            listeners=_object(raw, "listeners"),
             catalogue=_text(raw, "catalogue"),
             extra=extra,
         )

@@ -7,7 +7,7 @@ Nothing here does work at import time; call :func:`get_settings`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -70,8 +70,22 @@ class ExploreConfig:
 
 
 @dataclass(frozen=True)
+class ListenerConfig:
+    """The index over listeners that finds taste buddies (:mod:`setlist.index.listeners`).
+
+    ``dims`` truncated-SVD dimensions of the taste vectors (0: no listener index, buddies by
+    exact search); ``kind`` the index over them; ``candidates`` the first re-ranking depth tried
+    (doubled until recall@10 against the exact pairing reaches the target).
+    """
+
+    dims: int = 128
+    kind: IndexKind = "hnsw"
+    candidates: int = 50
+
+
+@dataclass(frozen=True)
 class IndexConfig:
-    """The vector index built with a model: which kind, and the recall it must reach."""
+    """The vector indexes built with a model: which kind, and the recall they must reach."""
 
     kind: IndexKind = "auto"
     ann: AnnKind = "hnsw"
@@ -80,6 +94,7 @@ class IndexConfig:
     recall_margin: float = 0.01
     recall_queries: int = 300
     seed: int = 0
+    listeners: ListenerConfig = field(default_factory=ListenerConfig)
 
 
 @dataclass(frozen=True)
@@ -237,6 +252,15 @@ class Settings(BaseSettings):
     )
     index_min_recall: float = Field(
         default=0.95, gt=0, le=1, description="Build fails when ANN recall@10 is below this."
+    )
+    listeners_dims: int = Field(
+        default=128,
+        ge=0,
+        le=1024,
+        description="SVD dimensions of the listener index (taste buddies); 0: exact search.",
+    )
+    listeners_index_kind: IndexKind = Field(
+        default="hnsw", description="Index over listeners: hnsw, ivf, exact or auto."
     )
     rank_max_per_group: int = Field(
         default=0, ge=0, le=1000, description="Most items per tag cluster in an answer; 0: off."
@@ -478,6 +502,7 @@ class Settings(BaseSettings):
             exact_max_items=self.index_exact_max_items,
             min_recall=self.index_min_recall,
             seed=self.seed,
+            listeners=ListenerConfig(dims=self.listeners_dims, kind=self.listeners_index_kind),
         )
 
     def drift(self) -> DriftConfig:

@@ -69,3 +69,18 @@ def test_only_the_first_problem_is_named_and_the_rest_counted() -> None:
         parse_data({"events": [body(), body(type="nope", user_id="")]}, now=NOW)
     assert refused.value.details["field"] == "events.1.user_id"
     assert refused.value.details["problems"] == 2
+
+
+def test_playlist_events_carry_a_playlist_and_only_they_do() -> None:
+    follow = body(event_id="e2", type="playlist_follow", playlist_id="pl1", propensity=0.2)
+    parsed = parse_data({"events": [follow, body()]}, now=NOW).events
+    assert parsed[0].playlist_id == "pl1" and parsed[0].propensity == 0.2
+    assert parsed[1].playlist_id is None
+    with pytest.raises(ValidationError) as missing:
+        parse_data({"events": [body(), body(type="playlist_skip")]}, now=NOW)
+    assert missing.value.details["field"] == "events.1.playlist_id"
+    assert "required on a playlist_skip" in missing.value.message
+    with pytest.raises(ValidationError) as stray:
+        parse_data(body(playlist_id="pl1"), now=NOW)
+    assert stray.value.details["field"] == "playlist_id"
+    assert stray.value.details["value"] == "pl1"

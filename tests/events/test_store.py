@@ -67,6 +67,22 @@ def test_append_stores_every_field_and_reads_it_back(opener: Opener) -> None:
     assert store.count() == 2
 
 
+def test_playlist_events_keep_their_playlist_and_propensity(opener: Opener) -> None:
+    store = opener()
+    follow = make_event(1, type="playlist_follow", playlist_id="pl/7", propensity=0.25)
+    play = make_event(2, type="playlist_play", playlist_id="pl/7", play_ms=1_000)
+    listen = make_event(3)
+    assert store.append([follow, play, listen]) == [follow, play, listen]
+    stored = store.scan()
+    assert [(s.type, s.playlist_id, s.propensity) for s in stored] == [
+        ("playlist_follow", "pl/7", 0.25),
+        ("playlist_play", "pl/7", None),
+        ("listen", None, None),
+    ]
+    frame = store.frame(types=["playlist_follow", "playlist_play", "playlist_skip"])
+    assert frame.get_column("playlist_id").to_list() == ["pl/7", "pl/7"]
+
+
 def test_every_event_resent_one_to_three_times_is_stored_once(opener: Opener) -> None:
     store = opener()
     originals = [make_event(i) for i in range(300)]
@@ -157,7 +173,7 @@ def test_schema_is_migrated_once_and_versioned(opener: Opener) -> None:
         revision = current(sa_url, {"options": f"-c search_path={schema}"})
     else:
         revision = current(store.url)
-    assert revision == "0002"  # 0001 events, 0002 API keys and the audit trail
+    assert revision == "0003"  # 0001 events, 0002 API keys and the audit trail, 0003 playlist_id
 
 
 def test_empty_batches_and_unknown_ids(opener: Opener) -> None:

@@ -221,3 +221,61 @@ def test_recommendations_carry_propensities(bundle_dir: Path, tmp_path: Path) ->
         for _ in range(5):
             items = recommended(exploring, "u1", k=2)["items"]
             assert [i["propensity"] for i in items] == [pytest.approx(0.4)] * 2  # 2 of u1's 5
+
+
+@pytest.fixture(scope="module")
+def with_playlists(
+    bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """Artists and the tiny playlist catalogue (``tracks``, playlists 100..105) served."""
+    from tests.serve.playlists import save_playlist_bundle
+
+    tracks = save_playlist_bundle(tmp_path_factory.mktemp("playlists") / "bundle")
+    settings = make_settings(tmp_path_factory.mktemp("home"))
+    with TestClient(create_app(settings, {"artists": bundle_dir, "tracks": tracks})) as client:
+        yield client
+
+
+def test_playlist_events_are_stored_with_playlist_and_propensity(
+    with_playlists: TestClient,
+) -> None:
+    follow = event(type="playlist_follow", playlist_id="103", propensity=0.5)
+    skip = event(type="playlist_skip", playlist_id="105", item_id="spotify:track:p1")
+    response = with_playlists.post("/v1/events", json={"events": [follow, skip]})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": 2, "stored": 2, "duplicates": 0}
+    store = service_of(with_playlists.app).feedback.events.require()
+    stored = {e.event_id: e for e in store.scan()}
+    assert stored[follow["event_id"]].playlist_id == "103"
+    assert stored[follow["event_id"]].propensity == 0.5
+    assert stored[skip["event_id"]].type == "playlist_skip"
+
+
+def test_an_unknown_playlist_is_named_and_the_rest_of_the_batch_kept(
+    with_playlists: TestClient,
+) -> None:
+    good = [event(type="playlist_play", playlist_id="100"), event()]
+    bad = event(type="playlist_follow", playlist_id="no-such-playlist")
+    response = with_playlists.post("/v1/events", json={"events": [good[0], bad, good[1]]})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "events.1.playlist_id"
+    assert error["value"] == "no-such-playlist" and "no-such-playlist" in error["message"]
+    assert (error["refused"], error["accepted"], error["stored"]) == (1, 2, 2)
+    store = service_of(with_playlists.app).feedback.events.require()
+    ids = store.existing([e["event_id"] for e in [*good, bad]])
+    assert ids == {good[0]["event_id"], good[1]["event_id"]}
+    alone = with_playlists.post("/v1/events", json=event(type="playlist_skip", playlist_id="x"))
+    assert alone.status_code == 422
+    assert alone.json()["error"]["field"] == "playlist_id"
+    assert alone.json()["error"]["stored"] == 0
+
+
+def test_playlist_ids_are_not_checked_without_a_playlist_catalogue(
+    app_client: TestClient,
+) -> None:
+    response = app_client.post("/v1/events", json=event(type="playlist_play", playlist_id="42"))
+    assert response.status_code == 200, response.text
+    missing = app_client.post("/v1/events", json=event(type="playlist_play"))
+    assert missing.status_code == 422
+    assert missing.json()["error"]["field"] == "playlist_id"

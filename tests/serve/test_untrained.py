@@ -16,7 +16,7 @@ import pytest
 
 from setlist.bundle import ModelBundle
 from setlist.bundle_meta import BundleMeta
-from setlist.config import CleanConfig, SplitConfig, WeightConfig
+from setlist.config import CleanConfig, IndexConfig, ListenerConfig, SplitConfig, WeightConfig
 from setlist.data.schema import INTERACTION_SCHEMA, Dataset, empty_items
 from setlist.data.validate import ValidationReport
 from setlist.matrix import weight
@@ -133,3 +133,20 @@ def test_popular_fallback_never_repeats_a_trained_listeners_history(
     assert {i.item_id for i in recs.items} == set(A + B) - heard
     stranger = answerer.popular(None, Query(CATALOGUE, (), None), state.info.version, "test")
     assert {i.item_id for i in stranger.items} == set(A + B)
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_filtered_listener_gets_buddies_from_their_history(
+    prepared: Prepared, indexed: bool, tmp_path: Path
+) -> None:
+    """ "short" has no row among the listeners, yet their history finds the "a" cluster, by
+    exact search and through the listener index alike."""
+    state = _state(prepared, "als", tmp_path / "b")
+    assert state.bundle is not None
+    if indexed:
+        state.bundle.build_listeners(IndexConfig(listeners=ListenerConfig(dims=4)))
+    assert state.buddy_finder().indexed is indexed
+    found = state.buddy_finder().for_user("short", 3)
+    assert len(found) == 3
+    assert all(b.user_id.startswith("ua") for b in found)
+    assert all({i for i, _ in b.shared} <= {"a1", "a2"} for b in found)

@@ -218,7 +218,7 @@ def default_routes() -> dict[tuple[str, str], Route]:
 
     def seed_buddies(req: Request) -> Answer:
         """Two buddies: both heard the seeds; each loves one of the other artists."""
-        seeds = req.query.get("seed", [])
+        seeds = req.body["seeds"]
         shared = [{"item_id": i, "name": ARTISTS[i][0]} for i in seeds if i in ARTISTS]
         rest = [{"item_id": i, "name": ARTISTS[i][0]} for i in ARTISTS if i not in seeds]
         items = [
@@ -248,7 +248,7 @@ def default_routes() -> dict[tuple[str, str], Route]:
         ("GET", "/v1/users/*/recommendations"): user_recs,
         ("GET", "/v1/users/*/history"): history,
         ("GET", "/v1/users/*/buddies"): buddies_of,
-        ("GET", "/v1/buddies"): seed_buddies,
+        ("POST", "/v1/buddies"): seed_buddies,
         ("GET", "/v1/items/*/similar"): lambda r: (
             200,
             {"item_id": "a", "model_version": "7", "items": [_item("b", [])]},

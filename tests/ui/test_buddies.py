@@ -27,7 +27,7 @@ def test_buddies_of_the_picks_show_shared_and_discoveries(fake_api: FakeApi) -> 
     at = _page(fake_api.url, {"a": "Alpha"})
     assert not at.exception
     asked = [r for r in fake_api.requests if r.path == "/v1/buddies"]
-    assert asked and asked[-1].query["seed"] == ["a"]
+    assert asked and asked[-1].body["seeds"] == ["a"]
     text = _texts(at)
     assert "**Listener 7** · 62% alike" in text and "**Listener 8** · 41% alike" in text
     assert "You both love: Alpha" in text
@@ -35,7 +35,7 @@ def test_buddies_of_the_picks_show_shared_and_discoveries(fake_api: FakeApi) -> 
     at.button(key="buddy-add-7-b").click().run()
     assert at.session_state["seeds"] == {"a": "Alpha", "b": "Beta"}
     asked = [r for r in fake_api.requests if r.path == "/v1/buddies"]
-    assert asked[-1].query["seed"] == ["a", "b"]
+    assert asked[-1].body["seeds"] == ["a", "b"]
     assert [t.value for t in at.toast] == ["Added Beta to your picks."]
     assert "You both love: Alpha, Beta" in _texts(at)
 

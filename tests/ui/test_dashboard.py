@@ -108,3 +108,18 @@ def test_the_audit_trail_shows_with_an_admin_key_only(fake_api: FakeApi) -> None
     at = _page(fake_api.url)
     assert [h.value for h in at.header][-1] == "Audit"
     assert list(at.dataframe[-1].value["action"]) == ["admin.promote"]
+
+
+def test_listening_on_organic_playlists_is_drawn_once_there_is_some(fake_api: FakeApi) -> None:
+    _, events = fake_api.routes[("GET", "/v1/stats/events")](None)  # type: ignore[arg-type]
+    plays = [
+        {"day": "2026-12-01", "name": "organic playlists", "count": 3},
+        {"day": "2026-12-01", "name": "the rest", "count": 9},
+    ]
+    fake_api.routes[("GET", "/v1/stats/events")] = lambda r: (
+        200,
+        {**events, "playlist_listening": plays},
+    )
+    at = _page(fake_api.url)
+    assert not at.exception
+    assert len(_charts(at)) == 13  # the twelve above and organic playlists vs the rest

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from annotated_types import Ge, Le
 from pydantic import (
@@ -29,8 +29,20 @@ from pydantic import ValidationError as PydanticValidationError
 
 from setlist.errors import MalformedError, TooLargeError, ValidationError
 
-EventType = Literal["listen", "skip", "like", "dislike", "playlist_add", "impression"]
-EVENT_TYPES: tuple[str, ...] = ("listen", "skip", "like", "dislike", "playlist_add", "impression")
+EventType = Literal[
+    "listen",
+    "skip",
+    "like",
+    "dislike",
+    "playlist_add",
+    "impression",
+    "playlist_follow",
+    "playlist_play",
+    "playlist_skip",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+#: Feedback on a whole (organic) playlist: these carry ``playlist_id``, and no other type does.
+PLAYLIST_EVENT_TYPES: tuple[str, ...] = ("playlist_follow", "playlist_play", "playlist_skip")
 SERVER_FIELDS = frozenset({"seq", "received_at"})
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1 << 20
@@ -101,8 +113,30 @@ class Event(BaseModel):
     arm: Label | None = Field(default=None, description="A/B arm or policy that served the item.")
     model_version: Label | None = None
     propensity: float | None = Field(
-        default=None, gt=0.0, le=1.0, description="Probability the item was shown (impressions)."
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Probability the item (or, on playlist events, the playlist) was shown: "
+        "the slate's propensity.",
     )
+    playlist_id: ExternalId | None = Field(
+        default=None,
+        validate_default=True,
+        description="The playlist a playlist_follow, playlist_play or playlist_skip is about "
+        "(required there, refused on other types); item_id is then the track it concerns.",
+    )
+
+    @field_validator("playlist_id")
+    @classmethod
+    def _playlist_events_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if kind is None:
+            return value  # the type itself was refused: that is the error to report
+        if kind in PLAYLIST_EVENT_TYPES and value is None:
+            raise ValueError(f"is required on a {kind} event")
+        if kind not in PLAYLIST_EVENT_TYPES and value is not None:
+            raise ValueError(f"belongs only on playlist events, not on a {kind} event")
+        return value
 
     @field_validator("ts")
     @classmethod

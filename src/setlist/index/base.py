@@ -150,17 +150,24 @@ def index_class(kind: str) -> type[VectorIndex]:
         raise ConfigError(f"unknown index kind {kind!r}; known: {known}") from None
 
 
-def load_index(path: Path) -> VectorIndex:
-    """Load an index saved by :meth:`VectorIndex.save`, refusing a changed or truncated one."""
-    doc_path, npz = path / "index.json", path / "index.npz"
+def checked_doc(doc_path: Path, npz: Path, fmt: int, what: str) -> dict[str, Any]:
+    """The JSON metadata beside a saved ``npz``, refused unless it is format ``fmt`` and the
+    ``npz``'s SHA-256 is the one it records (changed or truncated arrays never load)."""
     try:
         doc = json.loads(doc_path.read_text())
     except (OSError, ValueError) as exc:
-        raise ArtifactError(f"cannot read index metadata {doc_path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
-        raise ArtifactError(f"{doc_path}: not a format-{INDEX_FORMAT} index")
+        raise ArtifactError(f"cannot read {what} metadata {doc_path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ArtifactError(f"{doc_path}: not a format-{fmt} {what}")
     if not npz.exists() or sha256_file(npz) != doc.get("sha256"):
         raise ArtifactError(f"{npz}: SHA-256 does not match {doc_path} (changed or truncated)")
+    return doc
+
+
+def load_index(path: Path) -> VectorIndex:
+    """Load an index saved by :meth:`VectorIndex.save`, refusing a changed or truncated one."""
+    npz = path / "index.npz"
+    doc = checked_doc(path / "index.json", npz, INDEX_FORMAT, "index")
     try:
         cls = index_class(str(doc.get("kind")))
         with np.load(npz, allow_pickle=False) as data:

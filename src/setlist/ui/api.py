@@ -141,7 +141,7 @@ class Api:
 
     def seed_buddies(self, seeds: list[str], k: int = 10) -> dict[str, Any]:
         """Taste buddies of a new listener who picked the artists ``seeds`` (ids)."""
-        return dict(self.get("/v1/buddies", seed=seeds, k=k))
+        return dict(self.post("/v1/buddies", {"seeds": seeds, "k": k}))
 
     def search_tracks(self, query: str, limit: int = 8) -> list[dict[str, Any]]:
         """Tracks whose name or artist contains ``query`` (item_id, name, artist)."""

@@ -1,7 +1,7 @@
 """The "Your taste buddies" page: listeners whose taste is closest, what you share, what's new.
 
 A new listener's buddies come from the artists they picked on the Listen page (the session's
-picks, ``GET /v1/buddies?seed=...``); a listener of the dataset enters their id
+picks, ``POST /v1/buddies``); a listener of the dataset enters their id
 (``GET /v1/users/{id}/buddies``). Each buddy shows the artists both love and the buddy's
 favourites the listener has not heard; "Add" puts one of those among the listener's picks, so
 the Listen page and this list follow it at once.

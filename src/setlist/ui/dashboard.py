@@ -231,6 +231,9 @@ def _listening(api: Api) -> None:
     with right:
         kinds = [{**row, "name": _EVENTS.get(row["name"], row["name"])} for row in found["by_type"]]
         _bars(kinds, "What listeners did", "events")
+    plays = found.get("playlist_listening") or []
+    if any(row.get("name") == "organic playlists" for row in plays):
+        _over_time(plays, "Listening on organic playlists vs the rest", "plays", bars=True)
 
 
 _EVENTS = {

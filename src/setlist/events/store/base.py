@@ -37,6 +37,7 @@ COLUMNS = (
     "arm",
     "model_version",
     "propensity",
+    "playlist_id",
 )
 INSERT_COLUMNS = COLUMNS[1:]
 FRAME_SCHEMA: dict[str, pl.DataType] = {
@@ -52,6 +53,7 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
     "arm": pl.String(),
     "model_version": pl.String(),
     "propensity": pl.Float64(),
+    "playlist_id": pl.String(),
 }
 Row = tuple[Any, ...]
 
@@ -93,6 +95,7 @@ def insert_rows(events: Sequence[Event], received: datetime) -> list[Row]:
             e.arm,
             e.model_version,
             e.propensity,
+            e.playlist_id,
         )
         for e in events
     ]
@@ -114,6 +117,7 @@ def stored_event(row: Row) -> StoredEvent:
         arm=values["arm"],
         model_version=values["model_version"],
         propensity=values["propensity"],
+        playlist_id=values["playlist_id"],
     )
 
 

@@ -39,7 +39,7 @@ from setlist.events.store.base import (
 )
 
 _TYPES = ("text", "text", "text", "text", "bigint", "bigint", "bigint", "int", "text", "text")
-_ARRAY_TYPES = (*_TYPES, "float8")
+_ARRAY_TYPES = (*_TYPES, "float8", "text")
 _DEADLOCK_RETRIES = 10  # a deadlock victim goes again after a random, growing pause
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 

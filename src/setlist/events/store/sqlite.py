@@ -28,7 +28,7 @@ from setlist.events.store.base import (
     unique_by_id,
 )
 
-_CHUNK = 500  # rows per INSERT statement: 500 x 11 parameters stays under SQLite's limit
+_CHUNK = 500  # rows per INSERT statement: 500 x 12 parameters stays under SQLite's limit
 
 
 def sqlite_path(url: str) -> Path:

@@ -31,6 +31,7 @@ from setlist.serve.answer.retrieval import Retriever
 
 if TYPE_CHECKING:
     from setlist.serve.answer.answerer import Answerer
+    from setlist.serve.answer.buddies import BuddyFinder
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +150,16 @@ class ModelState:
         # Stable sort of the negated counts: most heard first, ties by lower row.
         self._popular = np.argsort(-pop, kind="stable").astype(np.int64)
         self.answerer: Answerer | None = None
+        self.buddies: BuddyFinder | None = None
         if bundle is not None:
+            from setlist.serve.answer.buddies import BuddyFinder
+
             n = len(bundle.items)
             ranker = Ranker(self.ranking, bundle.items.ids, pop, bundle.item_tags, bundle.tag_names)
             moods = MoodTable(bundle.item_tags, bundle.tag_names, n)
             retriever = Retriever(bundle.model, bundle.index)
             self.answerer = Answerer(bundle, retriever, ranker, moods, self.mood_weight)
+            self.buddies = BuddyFinder(bundle, self.answerer.resolve_seeds)
 
     @property
     def ready(self) -> bool:
@@ -170,6 +175,13 @@ class ModelState:
         if self.answerer is None:  # pragma: no cover - built with the bundle
             raise UnavailableError("the model state was built without its answerer")
         return self.answerer
+
+    def buddy_finder(self) -> BuddyFinder:
+        """The taste buddies of this bundle's listeners (:mod:`setlist.serve.answer.buddies`)."""
+        self.require()
+        if self.buddies is None:  # pragma: no cover - built with the bundle
+            raise UnavailableError("the model state was built without its buddy finder")
+        return self.buddies
 
     def moods(self) -> list[MoodInfo]:
         """The moods this model's catalogue supports."""

@@ -53,8 +53,9 @@ from setlist.serve.runtime.metrics import MetricsMiddleware
 # `setlist serve --workers N --bundle [CATALOGUE=]DIR ...`: name=folder entries, os.pathsep apart
 WORKER_BUNDLE_ENV = "_SETLIST_WORKER_BUNDLE"
 
-# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists.
-BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists")
+# Every route that reads a JSON body: onboarding and batches, catalogue onboarding, playlists,
+# seed buddies.
+BODY_LIMITED = ("/v1/recommendations", "/v1/catalogues/", "/v1/playlists", "/v1/buddies")
 
 Bundles = Path | Mapping[str, Path] | None
 

@@ -1,103 +1,131 @@
-"""``GET /v1/buddies?seed=...``: taste buddies of a new listener, from the artists they picked.
+"""Taste buddies: the listeners nearest a listener, or a new listener's seed artists, in taste.
 
-A listener of the training data gets theirs from ``GET /v1/users/{id}/buddies``
-(:mod:`setlist.serve.api.routes.catalogue`); a new listener has only the artists picked in the
-app, so their taste is those artists weighted as one play each, in the same log1p x IDF space
-as every listener's (:func:`setlist.index.buddies.taste_vectors`), and their buddies are the
-nearest listeners by the same hub-corrected cosine.
+Both answer through :class:`setlist.serve.answer.buddies.BuddyFinder` of the served bundle:
+its listener index (SVD-reduced taste vectors in faiss, re-ranked by the exact hub-corrected
+log1p x IDF pairing; see :mod:`setlist.index.listeners`), or exact search for a bundle without
+one. The pairing was chosen by ``benchmarks/buddies.py`` against HetRec's friend graph.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import numpy as np
-import numpy.typing as npt
-import scipy.sparse as sp
-from fastapi import APIRouter, Query
-from pydantic import Field, StringConstraints
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from setlist.bundle import ModelBundle
-from setlist.errors import NotFoundError
-from setlist.index.buddies import nearest
-from setlist.serve.answer.ask import MAX_ID_LENGTH
+from setlist.events.schema import JsonInt
+from setlist.serve.answer.ask import MAX_ID_LENGTH, MAX_SEEDS
+from setlist.serve.answer.buddies import BuddyFinder, NamedBuddy
+from setlist.serve.answer.state import ModelState
 from setlist.serve.api.deps import StateDep
-from setlist.serve.api.routes.catalogue import (
-    _ERRORS,
-    BuddiesPublic,
-    BuddyPublic,
-    ItemRefPublic,
-    _cache,
-    _taste,
-)
+from setlist.serve.api.schemas import ErrorPublic, Id
 
-router = APIRouter(prefix="/v1", tags=["catalogue"])
-MAX_SEEDS = 100
-N_SHARED = N_DISCOVERIES = 5
+router = APIRouter(prefix="/v1", tags=["buddies"])
+
+MAX_BUDDIES = 100
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic},
+    422: {"model": ErrorPublic},
+    503: {"model": ErrorPublic},
+}
 
 
-class SeedBuddiesPublic(BuddiesPublic):
-    seeds: list[str] = Field(description="The seeds found in the catalogue (item ids).")
-    unknown_seeds: list[str] = Field(description="Seeds that are no artist of the catalogue.")
+class ItemRefPublic(BaseModel):
+    item_id: str
+    name: str
 
 
-def seed_vector(bundle: ModelBundle, rows: list[int]) -> sp.csr_matrix:
-    """One row over the artists: each seed as one play, log1p x IDF weighted, L2-normalised."""
-    n_users = max(bundle.seen.shape[0], 1)
-    listeners = np.bincount(bundle.seen.indices, minlength=bundle.seen.shape[1])[rows]
-    weights = np.log1p(1.0) * np.log((n_users + 1.0) / (listeners + 1.0))
-    norm = float(np.linalg.norm(weights)) or 1.0
-    cols = np.asarray(rows, dtype=np.int64)
-    return sp.csr_matrix(
-        (weights / norm, (np.zeros(len(rows), dtype=np.int64), cols)),
-        shape=(1, bundle.seen.shape[1]),
+class BuddyPublic(BaseModel):
+    user_id: str
+    similarity: float = Field(description="Cosine of the two listeners' taste vectors.")
+    shared: list[ItemRefPublic] = Field(description="Artists both love most.")
+    discoveries: list[ItemRefPublic] = Field(
+        description="What the buddy loves most that the listener has not heard."
     )
 
 
-@router.get("/buddies", responses=_ERRORS)
-def seed_buddies(
+class BuddiesPublic(BaseModel):
+    items: list[BuddyPublic]
+
+
+class SeedBuddiesIn(BaseModel):
+    """A new listener's seed artists (ids or names), as onboarding takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[Id] = Field(
+        min_length=1, max_length=MAX_SEEDS, description="Seed artists: item ids or names."
+    )
+    k: JsonInt = Field(default=10, ge=1, le=MAX_BUDDIES, description="How many buddies.")
+
+
+class SeedBuddiesPublic(BuddiesPublic):
+    seeds: list[str] = Field(description="The seeds that matched an artist.")
+    unknown_seeds: list[str] = Field(description="The seeds that matched nothing.")
+
+
+@router.get("/users/{user_id:path}/buddies", responses=_ERRORS, response_model=BuddiesPublic)
+async def buddies(
     state: StateDep,
-    seed: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]],
-        Query(max_length=MAX_SEEDS, description="Artist ids the listener picked (repeat it)."),
-    ],
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> SeedBuddiesPublic:
-    """Listeners nearest in taste to someone who loves the ``seed`` artists: ``shared`` the
-    seeds the buddy heard (their most played first), ``discoveries`` the buddy's most played
-    artists among the rest. Unknown seeds are listed and skipped; none known is a 404 naming
-    ``seed``."""
-    bundle, _ = state.require()
-    rows: list[int] = []
-    unknown: list[str] = []
-    for item_id in seed:
-        row = bundle.items.get(item_id)
-        if row is None:
-            unknown.append(item_id)
-        elif row not in rows:
-            rows.append(row)
-    if not rows:
-        message = f"no artist of the catalogue among the seeds {seed[:5]!r}"
-        raise NotFoundError(message, field="seed")
-    vectors, hubs = _cache.get(bundle, "buddies", _taste)
-    found, sims = nearest(vectors, seed_vector(bundle, rows), k, hubs=hubs)
-    ids, names = bundle.items.ids, bundle.item_names
-    picked = np.asarray(rows, dtype=np.int64)
+    user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+    k: Annotated[int, Query(ge=1, le=MAX_BUDDIES)] = 10,
+) -> JSONResponse:
+    """A listener's taste buddies: the training listeners nearest in taste, never themself.
 
-    def refs(cols: npt.NDArray[Any]) -> list[ItemRefPublic]:
-        return [ItemRefPublic(item_id=str(ids[c]), name=str(names[c])) for c in cols.tolist()]
+    Taste is the listener's history weighted log1p x IDF; neighbours come through the bundle's
+    listener index and are ranked by cosine less a hubness correction. An unknown listener is
+    a 404 naming ``user_id``.
 
-    items = []
-    for user, sim in zip(found.tolist(), sims.tolist(), strict=True):
-        heard = bundle.seen[user]
-        order = heard.indices[np.argsort(-heard.data, kind="stable")]
-        chosen = np.isin(order, picked)
-        items.append(
-            BuddyPublic(
-                user_id=str(bundle.users.ids[user]),
-                similarity=round(float(sim), 6),
-                shared=refs(order[chosen][:N_SHARED]),
-                discoveries=refs(order[~chosen][:N_DISCOVERIES]),
-            )
+    Answered on the event loop through the listener index (about a millisecond of numpy and
+    faiss, as the recommendation hot path does; exact search goes to the threadpool) and
+    written as JSON directly: the shape is :class:`BuddiesPublic`, built here from plain
+    values rather than validated twice.
+    """
+    finder = _finder(state)
+    if finder.indexed:
+        found = finder.for_user(user_id, k)
+    else:  # exact search over every listener (and its vectors, once): off the event loop
+        found = await run_in_threadpool(finder.for_user, user_id, k)
+    return JSONResponse({"items": [_plain(b) for b in found]})
+
+
+@router.post("/buddies", responses=_ERRORS)
+def seed_buddies(body: SeedBuddiesIn, state: StateDep) -> SeedBuddiesPublic:
+    """The taste buddies of a new listener from a few seed artists (one listen each).
+
+    Seeds that match no artist are returned in ``unknown_seeds``; when none matches, a 404
+    names ``seeds``.
+    """
+    found = _finder(state).for_seeds(body.seeds, body.k)
+    return SeedBuddiesPublic(
+        seeds=found.seeds, unknown_seeds=found.unknown_seeds, items=_public(found.items)
+    )
+
+
+def _finder(state: ModelState) -> BuddyFinder:
+    state.require()
+    return state.buddy_finder()
+
+
+def _plain(b: NamedBuddy) -> dict[str, Any]:
+    """One buddy as :class:`BuddyPublic`'s JSON."""
+    return {
+        "user_id": b.user_id,
+        "similarity": b.similarity,
+        "shared": [{"item_id": i, "name": n} for i, n in b.shared],
+        "discoveries": [{"item_id": i, "name": n} for i, n in b.discoveries],
+    }
+
+
+def _public(found: list[NamedBuddy]) -> list[BuddyPublic]:
+    return [
+        BuddyPublic(
+            user_id=b.user_id,
+            similarity=b.similarity,
+            shared=[ItemRefPublic(item_id=i, name=n) for i, n in b.shared],
+            discoveries=[ItemRefPublic(item_id=i, name=n) for i, n in b.discoveries],
         )
-    return SeedBuddiesPublic(items=items, seeds=[str(ids[r]) for r in rows], unknown_seeds=unknown)
+        for b in found
+    ]

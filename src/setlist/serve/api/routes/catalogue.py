@@ -24,8 +24,6 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError
-from setlist.index.buddies import buddies as find_buddies
-from setlist.index.buddies import hubness, taste_vectors
 from setlist.serve.answer.ask import MAX_ID_LENGTH
 from setlist.serve.api.deps import ServiceDep, StateDep
 from setlist.serve.api.schemas import ErrorPublic
@@ -125,6 +123,11 @@ class EventStatsPublic(BaseModel):
     )
     moods: list[DayCountPublic] = Field(
         description="Positive events per day and mood (the artist carries the mood's tags)."
+    )
+    playlist_listening: list[DayCountPublic] = Field(
+        default_factory=list,
+        description="Plays per day: name 'organic playlists' (playlist_play events: a "
+        "human-made playlist playing) or 'the rest' (listen events).",
     )
 
 
@@ -420,6 +423,17 @@ def _event_figures(
         for i, r in zip(top_new.get_column("item_id"), rows, strict=True)
         if r >= 0
     }
+    plays = (
+        frame.filter(pl.col("type").is_in(["listen", "playlist_play"]))
+        .with_columns(
+            name=pl.when(pl.col("type") == "playlist_play")
+            .then(pl.lit("organic playlists"))
+            .otherwise(pl.lit("the rest"))
+        )
+        .group_by("day", "name")
+        .len()
+        .sort("day", "name")
+    )
     mood_rows: list[tuple[str, str, int]] = []
     for mood, rows in moods.items():
         ids = bundle.items.ids[rows].tolist()
@@ -435,63 +449,7 @@ def _event_figures(
             CountPublic(name=names.get(i, i), count=float(n)) for i, n in top_new.iter_rows()
         ],
         moods=[DayCountPublic(day=d, name=m, count=n) for d, m, n in sorted(mood_rows)],
-    )
-
-
-class ItemRefPublic(BaseModel):
-    item_id: str
-    name: str
-
-
-class BuddyPublic(BaseModel):
-    user_id: str
-    similarity: float = Field(description="Cosine of the two listeners' taste vectors.")
-    shared: list[ItemRefPublic] = Field(description="Artists both love most.")
-    discoveries: list[ItemRefPublic] = Field(
-        description="What the buddy loves most that the listener has not heard."
-    )
-
-
-class BuddiesPublic(BaseModel):
-    items: list[BuddyPublic]
-
-
-def _taste(bundle: ModelBundle) -> tuple[Any, npt.NDArray[np.float64]]:
-    vectors = taste_vectors(bundle.seen)
-    return vectors, hubness(vectors)
-
-
-@router.get("/users/{user_id:path}/buddies", responses=_ERRORS)
-def buddies(
-    state: StateDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
-    k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> BuddiesPublic:
-    """A listener's taste buddies: the training listeners nearest in taste, never themself.
-
-    Taste is the listener's training history weighted log1p x IDF (see
-    :mod:`setlist.index.buddies`; chosen over the model's user factors by ``benchmarks/buddies.py``
-    against HetRec's friend graph), computed once per bundle; ranking is exact, over all
-    listeners.
-    """
-    bundle, _ = state.require()
-    row = bundle.users.get(user_id)
-    if row is None:
-        raise NotFoundError(f"unknown listener {user_id!r}", field="user_id")
-    vectors, hubs = _cache.get(bundle, "buddies", _taste)
-    ids, names = bundle.items.ids, bundle.item_names
-
-    def refs(rows: list[int]) -> list[ItemRefPublic]:
-        return [ItemRefPublic(item_id=str(ids[r]), name=str(names[r])) for r in rows]
-
-    return BuddiesPublic(
-        items=[
-            BuddyPublic(
-                user_id=str(bundle.users.ids[b.user]),
-                similarity=round(b.similarity, 6),
-                shared=refs(b.shared),
-                discoveries=refs(b.discoveries),
-            )
-            for b in find_buddies(bundle.seen, vectors, row, k=k, hubs=hubs)
-        ]
+        playlist_listening=[
+            DayCountPublic(day=d, name=k, count=int(n)) for d, k, n in plays.iter_rows()
+        ],
     )

@@ -2,23 +2,32 @@
 
 The body is read and parsed by hand, not by FastAPI, so that an oversized body is refused
 before it is read whole and every refusal names its field (``events.3.ts``); the OpenAPI
-document still describes the three accepted shapes.
+document still describes the three accepted shapes. A batch that breaks the schema is refused
+whole. Playlist events (``playlist_follow``, ``playlist_play``, ``playlist_skip``) must name a
+playlist of the served playlist catalogue (the ``tracks`` catalogue's playlists, where it is
+served and loaded): those that do not are refused, the rest of the batch is stored, and the
+answer is a 422 naming the first refused event's ``playlist_id`` and value, with the counts of
+what was accepted.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from setlist.errors import TooLargeError
+from setlist.bundle import ModelBundle
+from setlist.catalogue import TRACKS_CATALOGUE
+from setlist.errors import TooLargeError, ValidationError
 from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, Parsed, parse_body
 from setlist.events.service import EventService, IngestResult
 from setlist.serve.api.deps import ServiceDep
 from setlist.serve.api.errors import error_response
 from setlist.serve.api.schemas import ErrorPublic
+from setlist.serve.api.service import Service
 from setlist.serve.runtime.feedback import Feedback
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -26,7 +35,12 @@ router = APIRouter(prefix="/v1", tags=["events"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorPublic, "description": "The body is not JSON."},
     413: {"model": ErrorPublic, "description": f"Body over 1 MiB or over {MAX_BATCH} events."},
-    422: {"model": ErrorPublic, "description": "An event breaks the schema (field named)."},
+    422: {
+        "model": ErrorPublic,
+        "description": "An event breaks the schema (field named; nothing stored), or names a "
+        "playlist the served catalogue lacks (field and value named; the batch's other events "
+        "are stored and counted in accepted, stored and duplicates).",
+    },
     503: {"model": ErrorPublic, "description": "The event store is not available."},
 }
 _EVENT_SCHEMA = Event.model_json_schema()
@@ -81,6 +95,14 @@ async def post_events(request: Request, service: ServiceDep) -> EventsAcceptedPu
         message = f"{len(parsed.events)} events are over this key's rate limit; none stored"
         refusal = {"code": "rate_limited", "message": message, "field": "events"}
         return error_response(request, 429, refusal, {k.decode(): v.decode() for k, v in over})
+    refused = await run_in_threadpool(unknown_playlists, service, parsed)
+    if refused:
+        skip = set(refused)
+        kept = [e for i, e in enumerate(parsed.events) if i not in skip]
+        partial = None
+        if kept:
+            partial = await run_in_threadpool(_accept, feedback, events, Parsed(kept, parsed.batch))
+        raise _unknown_playlist(parsed, refused, partial)
     result = await run_in_threadpool(_accept, feedback, events, parsed)
     return EventsAcceptedPublic(
         accepted=result.received, stored=result.stored, duplicates=result.duplicates
@@ -91,6 +113,60 @@ def _accept(feedback: Feedback, events: EventService, parsed: Parsed) -> IngestR
     result = events.ingest(parsed.events)
     feedback.accepted(parsed.events, result)
     return result
+
+
+def unknown_playlists(service: Service, parsed: Parsed) -> list[int]:
+    """Positions of the events naming a playlist the served playlist catalogue lacks (none
+    where no playlist catalogue is served and loaded: there is nothing to check against)."""
+    named = [i for i, e in enumerate(parsed.events) if e.playlist_id is not None]
+    if not named:
+        return []
+    serving = service.catalogues.get(TRACKS_CATALOGUE)
+    bundle = serving.arms.ready_arm().state.bundle if serving is not None else None
+    if bundle is None or bundle.playlists is None:
+        return []
+    known = _playlist_ids(bundle)
+    return [i for i in named if parsed.events[i].playlist_id not in known]
+
+
+_known: dict[int, tuple[ModelBundle, frozenset[str]]] = {}
+_known_lock = threading.Lock()
+
+
+def _playlist_ids(bundle: ModelBundle) -> frozenset[str]:
+    """The bundle's playlist ids, computed once per bundle (a hot-swap brings a new one)."""
+    with _known_lock:
+        hit = _known.get(id(bundle))
+        if hit is not None and hit[0] is bundle:
+            return hit[1]
+    assert bundle.playlists is not None
+    ids = frozenset(bundle.playlists.get_column("pid").to_list())
+    with _known_lock:
+        _known.clear()  # one served playlist catalogue: keep only the newest bundle's ids
+        _known[id(bundle)] = (bundle, ids)
+    return ids
+
+
+def _unknown_playlist(
+    parsed: Parsed, refused: list[int], result: IngestResult | None
+) -> ValidationError:
+    first = refused[0]
+    field = f"events.{first}.playlist_id" if parsed.batch else "playlist_id"
+    value = parsed.events[first].playlist_id or ""
+    kept = len(parsed.events) - len(refused)
+    message = (
+        f"{field}: unknown playlist {value!r} (not in the served playlist catalogue); "
+        f"{len(refused)} event(s) refused, the other {kept} accepted"
+    )
+    return ValidationError(
+        message,
+        field=field,
+        value=value[:100],
+        refused=len(refused),
+        accepted=0 if result is None else result.received,
+        stored=0 if result is None else result.stored,
+        duplicates=0 if result is None else result.duplicates,
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
