@@ -257,7 +257,7 @@ def test_an_unknown_playlist_is_named_and_the_rest_of_the_batch_kept(
     good = [event(type="playlist_play", playlist_id="100"), event()]
     bad = event(type="playlist_follow", playlist_id="no-such-playlist")
     response = with_playlists.post("/v1/events", json={"events": [good[0], bad, good[1]]})
-    assert response.status_code == 422
+    assert response.status_code == 404
     error = response.json()["error"]
     assert error["field"] == "events.1.playlist_id"
     assert error["value"] == "no-such-playlist" and "no-such-playlist" in error["message"]
@@ -266,7 +266,7 @@ def test_an_unknown_playlist_is_named_and_the_rest_of_the_batch_kept(
     ids = store.existing([e["event_id"] for e in [*good, bad]])
     assert ids == {good[0]["event_id"], good[1]["event_id"]}
     alone = with_playlists.post("/v1/events", json=event(type="playlist_skip", playlist_id="x"))
-    assert alone.status_code == 422
+    assert alone.status_code == 404
     assert alone.json()["error"]["field"] == "playlist_id"
     assert alone.json()["error"]["stored"] == 0
 

@@ -96,7 +96,24 @@ Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL), StorableText]
 class Event(BaseModel):
     """One thing a listener did (or was shown), as a client reports it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # The schema states the playlist_id rule too (JSON Schema's if/then/else), so a client
+    # generated from it, or schemathesis, knows it as the server does.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=False,
+        json_schema_extra={
+            "if": {
+                "properties": {"type": {"enum": list(PLAYLIST_EVENT_TYPES)}},
+                "required": ["type"],
+            },
+            "then": {
+                "required": ["playlist_id"],
+                "properties": {"playlist_id": {"type": "string"}},
+            },
+            "else": {"not": {"required": ["playlist_id"]}},
+        },
+    )
 
     event_id: EventId = Field(description="Client-chosen id; a resent id is stored once.")
     user_id: ExternalId

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from setlist.bundle import ModelBundle
 from setlist.catalogue import TRACKS_CATALOGUE
-from setlist.errors import TooLargeError, ValidationError
+from setlist.errors import NotFoundError, TooLargeError
 from setlist.events.schema import MAX_BATCH, MAX_BODY_BYTES, Event, Parsed, parse_body
 from setlist.events.service import EventService, IngestResult
 from setlist.serve.api.deps import ServiceDep
@@ -37,9 +37,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorPublic, "description": f"Body over 1 MiB or over {MAX_BATCH} events."},
     422: {
         "model": ErrorPublic,
-        "description": "An event breaks the schema (field named; nothing stored), or names a "
-        "playlist the served catalogue lacks (field and value named; the batch's other events "
-        "are stored and counted in accepted, stored and duplicates).",
+        "description": "An event breaks the schema (field named; nothing stored).",
+    },
+    404: {
+        "model": ErrorPublic,
+        "description": "An event names a playlist the served catalogue lacks (field and value "
+        "named; the batch's other events are stored and counted in accepted, stored and "
+        "duplicates).",
     },
     503: {"model": ErrorPublic, "description": "The event store is not available."},
 }
@@ -149,7 +153,9 @@ def _playlist_ids(bundle: ModelBundle) -> frozenset[str]:
 
 def _unknown_playlist(
     parsed: Parsed, refused: list[int], result: IngestResult | None
-) -> ValidationError:
+) -> NotFoundError:
+    """A 404 naming the first unknown playlist: the events are valid (the schema allows any id)
+    but name a playlist the served catalogue lacks, as an unknown seed or user is a 404."""
     first = refused[0]
     field = f"events.{first}.playlist_id" if parsed.batch else "playlist_id"
     value = parsed.events[first].playlist_id or ""
@@ -158,7 +164,7 @@ def _unknown_playlist(
         f"{field}: unknown playlist {value!r} (not in the served playlist catalogue); "
         f"{len(refused)} event(s) refused, the other {kept} accepted"
     )
-    return ValidationError(
+    return NotFoundError(
         message,
         field=field,
         value=value[:100],
