@@ -92,6 +92,7 @@ def events_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
         received_us=pl.col("ts_us"),
         arm=pl.lit(None, pl.String),
         model_version=pl.lit("1"),
+        playlist_id=pl.lit(None, pl.String),
     ).select(list(FRAME_SCHEMA))
 
 

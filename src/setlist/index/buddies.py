@@ -105,7 +105,7 @@ def buddies(
     n_discoveries: int = 5,
 ) -> list[Buddy]:
     """``user``'s ``k`` buddies with the artists both love most (``shared``, ranked by the
-    smaller of the two weights) and what the buddy loves that ``user`` has not heard."""
+    smaller of the two weights, ties by the buddy's) and what the buddy loves that ``user`` has not heard."""
     if not 0 <= user < vectors.shape[0]:
         raise IndexError(f"user {user} out of range")
     rows, sims = nearest(vectors, vectors[user], k, exclude=user, hubs=hubs)
@@ -122,7 +122,7 @@ def describe(
 ) -> list[Buddy]:
     """Buddies ``rows`` (with their similarities) of a listener whose plays are ``mine`` (dense,
     one per artist): the artists both love most (``shared``, ranked by the smaller of the two
-    weights) and what the buddy loves that the listener has not heard (``discoveries``)."""
+    weights, ties by the buddy's) and what the buddy loves that the listener has not heard (``discoveries``)."""
     history = sp.csr_matrix(history)
     out = []
     for row, sim in zip(rows.tolist(), sims.tolist(), strict=True):
@@ -132,7 +132,8 @@ def describe(
         cols, theirs = cols[keep], theirs[keep]
         heard = mine[cols] > 0
         both, weight = cols[heard], np.minimum(mine[cols[heard]], theirs[heard])
-        both = both[np.lexsort((both, -weight))]
+        # ties (a new listener's seeds are one play each) go to what the buddy plays most
+        both = both[np.lexsort((both, -theirs[heard], -weight))]
         new, loved = cols[~heard], theirs[~heard]
         new = new[np.lexsort((new, -loved))]
         out.append(Buddy(row, float(sim), both[:n_shared].tolist(), new[:n_discoveries].tolist()))
