@@ -86,9 +86,11 @@ def test_a_refused_event_leaves_the_list_as_it_was(fake_api: FakeApi) -> None:
 
 def test_the_slider_changes_the_request_and_the_order(fake_api: FakeApi) -> None:
     at = _page(fake_api.url, {"a": "Alpha"})
-    at.slider(key="organic_serendipity").set_value(0.8).run()
+    slider = at.select_slider(key="organic_serendipity")
+    assert slider.value == 0.3 and slider.format_func(0.3) == "Mostly familiar"
+    slider.set_value(0.7).run()
     assert not at.exception
-    assert fake_api.sent("POST", SEEDS)[-1].body["serendipity"] == 0.8
+    assert fake_api.sent("POST", SEEDS)[-1].body["serendipity"] == 0.7
     assert _names(at)[0] == "Ex live"
 
 

@@ -26,6 +26,14 @@ from setlist.ui.common import escape, show_error
 K = 10
 MAX_K = 50  # the API's most playlists per request
 NAMES = 4  # artists named per reason before "and N more"
+# The API's serendipity (0: most familiar, 1: most discovery), in words.
+ADVENTURE = {
+    0.0: "Only what I know",
+    0.3: "Mostly familiar",
+    0.5: "Half and half",
+    0.7: "Mostly new",
+    1.0: "All discovery",
+}
 PICKS, KNOWN = "From the artists I picked", "I have a listener id"
 
 
@@ -39,16 +47,16 @@ def render(api: Api) -> None:
     state.setdefault("organic_skipped", {})  # listener -> {playlist id: name}
     _notice()
     mode = st.radio("Whose playlists?", [PICKS, KNOWN], horizontal=True, key="organic_mode")
-    serendipity = st.slider(
-        "Familiar ⟷ Discovery",
-        min_value=0.0,
-        max_value=1.0,
-        value=0.3,
-        step=0.1,
-        key="organic_serendipity",
-        help="Left: playlists full of artists you know. Right: more artists new to you.",
+    serendipity = float(
+        st.select_slider(
+            "Familiar ⟷ Discovery",
+            options=list(ADVENTURE),
+            value=0.3,
+            format_func=ADVENTURE.get,
+            key="organic_serendipity",
+            help="Left: playlists full of artists you know. Right: more artists new to you.",
+        )
     )
-    serendipity = round(float(serendipity), 2)
     if mode == KNOWN:
         user = st.text_input("Listener id", key="organic_user", placeholder="e.g. 2").strip()
         if not user:
