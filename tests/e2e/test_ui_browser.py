@@ -4,8 +4,8 @@ The API serves a tiny tagged bundle (moods, links) from a folder, with a tiny or
 ranker saved under its home; the app runs with ``setlist ui`` pointed at it; Debian's Chromium
 (``/usr/bin/chromium``, loopback only) plays the listener: a mood, an artist, recommendations, a
 like that changes the list; taste buddies; playlists from people like them, skipped and
-followed; then opens the dashboard and waits for its charts. Screenshots go to ``test-output/ui/`` (gitignored) so a
-person can look at what the test saw.
+followed; then opens the dashboard and waits for its charts. Screenshots go to
+``test-output/ui/`` (gitignored) so a person can look at what the test saw.
 """
 
 from __future__ import annotations
