@@ -84,7 +84,7 @@ def user_recs(req: Request) -> Answer:
         "model_version": "7",
         "strategy": "personalized",
         "arm": "A",
-        "mood": (req.query.get("mood") or [None])[0],
+        "mood": next(iter(req.query.get("mood", [])), None),
         "items": _slate(exclude, ["a"]),
     }
 
