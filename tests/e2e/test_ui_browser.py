@@ -1,10 +1,11 @@
 """End to end in a real browser: the API and the Streamlit app as processes, driven by Playwright.
 
-The API serves a tiny tagged bundle (moods, links) from a folder; the app runs with
-``setlist ui`` pointed at it; Debian's Chromium (``/usr/bin/chromium``, loopback only) plays
-the listener: a mood, an artist, recommendations, a like that changes the list; then opens the
-dashboard and waits for its charts. Screenshots go to ``test-output/ui/`` (gitignored) so a
-person can look at what the test saw.
+The API serves a tiny tagged bundle (moods, links) from a folder, with a tiny organic playlist
+ranker saved under its home; the app runs with ``setlist ui`` pointed at it; Debian's Chromium
+(``/usr/bin/chromium``, loopback only) plays the listener: a mood, an artist, recommendations, a
+like that changes the list; taste buddies; playlists from people like them, skipped and
+followed; then opens the dashboard and waits for its charts. Screenshots go to
+``test-output/ui/`` (gitignored) so a person can look at what the test saw.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.net import clean_env, free_port
+from tests.serve.organic import save_organic_version
 from tests.serve.tagged import save_tagged_bundle
 
 pytestmark = pytest.mark.e2e
@@ -84,6 +86,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     root = tmp_path_factory.mktemp("ui-e2e")
     bundle = save_tagged_bundle(root / "bundle")
     env = _env(root / "home")
+    save_organic_version(root / "home" / "organic")  # the API loads the newest at start
     api_port, ui_port = free_port(), free_port()
     api_url, ui_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
     api = _start(["serve", "--port", str(api_port), "--bundle", str(bundle)], env, root / "api.log")
@@ -202,20 +205,22 @@ def test_known_listener_history_and_similar(servers: dict[str, str], browser: An
     page.screenshot(path=str(SHOTS / "listener-known.png"), full_page=True)
 
 
+def _pick(page: Any, typed: str, name: str) -> None:
+    """Type into the Listen page's artist search, confirm with Enter, wait for the pick."""
+    page.get_by_label("Find artists you like").click()
+    page.keyboard.type(typed)
+    page.keyboard.press("Enter")  # picks the best match
+    picks = page.get_by_test_id("stMultiSelect").filter(has_text="Your picks")
+    picks.get_by_text(name, exact=True).wait_for(timeout=15_000)
+    _settle(page)
+
+
 def test_taste_buddies_from_the_picks(servers: dict[str, str], browser: Any) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(servers["ui"] + "/")
-    page.get_by_label("Find artists you like").click()
-    page.keyboard.type("ex")
-    page.keyboard.press("Enter")  # picks Ex, the best match
-    picks = page.get_by_test_id("stMultiSelect").filter(has_text="Your picks")
-    picks.get_by_text("Ex", exact=True).wait_for(timeout=15_000)
-    _settle(page)
-    page.get_by_label("Find artists you like").click()
-    page.keyboard.type("bjork")  # no accent: the search ignores it
-    page.keyboard.press("Enter")
-    picks.get_by_text("Björk", exact=True).wait_for(timeout=15_000)
+    _pick(page, "ex", "Ex")
+    _pick(page, "bjork", "Björk")  # no accent: the search ignores it
     # the sidebar link keeps the session (and its picks); a new URL would start a new one
     page.get_by_role("link", name="Your taste buddies").click()
     page.get_by_text("From your picks: Ex, Björk").wait_for(timeout=15_000)
@@ -227,4 +232,36 @@ def test_taste_buddies_from_the_picks(servers: dict[str, str], browser: Any) -> 
     page.get_by_role("button", name="Add Why").first.click()
     page.get_by_text("From your picks: Ex, Björk, Why").wait_for(timeout=15_000)
     page.get_by_test_id("stToast").get_by_text("Added Why to your picks.").wait_for()
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_playlists_from_people_like_you_skip_and_follow(
+    servers: dict[str, str], browser: Any
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(servers["ui"] + "/")
+    _pick(page, "ex", "Ex")
+    _pick(page, "bjork", "Björk")
+    page.get_by_role("link", name="Playlists from people like you").click()
+    page.get_by_text("From your picks: Ex, Björk").wait_for(timeout=15_000)
+    exes = "Exes · 7 followers · 5 tracks"
+    page.get_by_text(exes, exact=True).wait_for(timeout=15_000)
+    _settle(page)
+    page.get_by_text(
+        "You know: Björk, Ex · New to you: Why · Loved by 3 of your taste buddies", exact=True
+    ).wait_for()
+    page.screenshot(path=str(SHOTS / "organic-playlists.png"), full_page=True)
+    page.get_by_role("button", name="Skip").first.click()  # Exes, the first
+    page.get_by_test_id("stToast").get_by_text("Skipped Exes").wait_for(timeout=15_000)
+    page.get_by_text(exes, exact=True).wait_for(state="detached", timeout=15_000)
+    _settle(page)
+    page.get_by_role("button", name="Follow").first.click()  # Alphas, now the first
+    page.get_by_role("heading", name="Followed").wait_for(timeout=15_000)
+    page.get_by_text("✓ Alphas · 3 followers · 5 tracks", exact=True).wait_for(timeout=15_000)
+    _settle(page)
+    page.screenshot(path=str(SHOTS / "organic-followed.png"), full_page=True)
+    events = httpx.get(servers["api"] + "/v1/stats/events", timeout=10).json()
+    kinds = {row["name"]: row["count"] for row in events["by_type"]}
+    assert kinds.get("playlist_skip") == 1 and kinds.get("playlist_follow") == 1
     assert page.get_by_text("Traceback").count() == 0

@@ -84,7 +84,7 @@ def user_recs(req: Request) -> Answer:
         "model_version": "7",
         "strategy": "personalized",
         "arm": "A",
-        "mood": (req.query.get("mood") or [None])[0],
+        "mood": next(iter(req.query.get("mood", [])), None),
         "items": _slate(exclude, ["a"]),
     }
 
@@ -111,6 +111,48 @@ def continue_playlist(req: Request) -> Answer:
     strategy = "tracks" if known else "title"
     return 200, {"items": items, "strategy": strategy, "model_version": "3",
                  "unknown_tracks": [t for t in tracks if t not in TRACKS]}  # fmt: skip
+
+
+# playlist id, name, followers, tracks, familiar, new, buddies: in order at low serendipity
+ORGANIC = [
+    ("p1", "Alpha and friends", 1200, 30, ["a", "b"], ["c"], ["7", "8"]),
+    ("p2", "Beta beats", 1, 12, ["b"], [], []),
+    ("p3", "Gamma nights", 40, 25, [], ["c", "x"], ["7"]),
+    ("p4", "Ex live", 5, 8, [], ["x"], []),
+]
+
+
+def organic(k: int, serendipity: float) -> Answer:
+    """The playlists above, the most discovering first from serendipity 0.5 on."""
+    rows = ORGANIC if serendipity < 0.5 else ORGANIC[::-1]
+
+    def refs(ids: list[str]) -> list[dict[str, str]]:
+        return [{"item_id": i, "name": ARTISTS[i][0]} for i in ids]
+
+    items = [
+        {"playlist_id": pid, "name": name, "num_followers": followers, "num_tracks": tracks,
+         "because": {"familiar": refs(known), "new": refs(new), "buddies": buddies}}
+        for pid, name, followers, tracks, known, new, buddies in rows
+    ][:k]  # fmt: skip
+    return 200, {"version": "v3", "champion": "ranker", "items": items}
+
+
+def user_playlists(req: Request) -> Answer:
+    user = unquote(req.path.split("/")[3])
+    if user != "42":
+        return 404, {"error": {"code": "not_found", "message": "unknown listener",
+                               "field": "user_id"}}  # fmt: skip
+    k, serendipity = req.query.get("k", ["10"])[0], req.query.get("serendipity", ["0.3"])[0]
+    return organic(int(k), float(serendipity))
+
+
+def seed_playlists(req: Request) -> Answer:
+    return organic(int(req.body.get("k", 10)), float(req.body.get("serendipity", 0.3)))
+
+
+def no_organic_ranker(_: Request) -> Answer:
+    message = "no organic playlist ranker under organic_dir /h (run `setlist organic train`)"
+    return 503, {"error": {"code": "unavailable", "message": message, "field": "organic_dir"}}
 
 
 def default_routes() -> dict[tuple[str, str], Route]:
@@ -249,6 +291,8 @@ def default_routes() -> dict[tuple[str, str], Route]:
         ("GET", "/v1/users/*/history"): history,
         ("GET", "/v1/users/*/buddies"): buddies_of,
         ("POST", "/v1/buddies"): seed_buddies,
+        ("GET", "/v1/users/*/playlists"): user_playlists,
+        ("POST", "/v1/recommendations/playlists"): seed_playlists,
         ("GET", "/v1/items/*/similar"): lambda r: (
             200,
             {"item_id": "a", "model_version": "7", "items": [_item("b", [])]},

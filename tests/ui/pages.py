@@ -48,3 +48,14 @@ def buddies_page(url: str, timeout_s: float = 5.0) -> None:
     if "api" not in st.session_state:
         st.session_state["api"] = Api(url, timeout_s=timeout_s)
     buddies.render(st.session_state["api"])
+
+
+def organic_page(url: str, timeout_s: float = 5.0) -> None:
+    import streamlit as st
+
+    from setlist.ui import organic
+    from setlist.ui.api import Api
+
+    if "api" not in st.session_state:
+        st.session_state["api"] = Api(url, timeout_s=timeout_s)
+    organic.render(st.session_state["api"])

@@ -143,6 +143,16 @@ class Api:
         """Taste buddies of a new listener who picked the artists ``seeds`` (ids)."""
         return dict(self.post("/v1/buddies", {"seeds": seeds, "k": k}))
 
+    def user_playlists(self, user_id: str, k: int, serendipity: float) -> dict[str, Any]:
+        """Organic (human-made) playlists for a training listener, each with its reasons."""
+        path = f"/v1/users/{quote(user_id, safe='')}/playlists"
+        return dict(self.get(path, k=k, serendipity=serendipity))
+
+    def seed_playlists(self, seeds: list[str], k: int, serendipity: float) -> dict[str, Any]:
+        """Organic playlists for a new listener who picked the artists ``seeds`` (ids)."""
+        body = {"seeds": seeds, "k": k, "serendipity": serendipity}
+        return dict(self.post("/v1/recommendations/playlists", body))
+
     def search_tracks(self, query: str, limit: int = 8) -> list[dict[str, Any]]:
         """Tracks whose name or artist contains ``query`` (item_id, name, artist)."""
         found = self.get("/v1/tracks/search", q=query, limit=limit)

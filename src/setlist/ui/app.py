@@ -1,4 +1,4 @@
-"""The Streamlit app's entry: settings, the shared API client and the four pages.
+"""The Streamlit app's entry: settings, the shared API client and the five pages.
 
 This is the edge of the UI process (Streamlit runs it as a script through
 :mod:`setlist.ui.streamlit_app`), so it is where the UI reads its settings, the API URL
@@ -12,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from setlist.config import get_settings
-from setlist.ui import buddies, dashboard, listener, playlist
+from setlist.ui import buddies, dashboard, listener, organic, playlist
 from setlist.ui.api import Api, ApiError
 
 
@@ -34,6 +34,7 @@ def main() -> None:
     pages = [
         st.Page(listen_page, title="Listen", url_path="listen", default=True),
         st.Page(buddies_page, title="Your taste buddies", url_path="buddies"),
+        st.Page(organic_page, title="Playlists from people like you", url_path="playlists"),
         st.Page(playlist_page, title="Continue a playlist", url_path="playlist"),
         st.Page(dashboard_page, title="Dashboard", url_path="dashboard"),
     ]
@@ -46,6 +47,10 @@ def listen_page() -> None:
 
 def buddies_page() -> None:
     buddies.render(st.session_state["api"])
+
+
+def organic_page() -> None:
+    organic.render(st.session_state["api"])
 
 
 def playlist_page() -> None:
