@@ -105,7 +105,8 @@ def buddies(
     n_discoveries: int = 5,
 ) -> list[Buddy]:
     """``user``'s ``k`` buddies with the artists both love most (``shared``, ranked by the
-    smaller of the two weights, ties by the buddy's) and what the buddy loves that ``user`` has not heard."""
+    smaller of the two weights, ties by the buddy's) and what the buddy loves that ``user``
+    has not heard."""
     if not 0 <= user < vectors.shape[0]:
         raise IndexError(f"user {user} out of range")
     rows, sims = nearest(vectors, vectors[user], k, exclude=user, hubs=hubs)
@@ -122,7 +123,8 @@ def describe(
 ) -> list[Buddy]:
     """Buddies ``rows`` (with their similarities) of a listener whose plays are ``mine`` (dense,
     one per artist): the artists both love most (``shared``, ranked by the smaller of the two
-    weights, ties by the buddy's) and what the buddy loves that the listener has not heard (``discoveries``)."""
+    weights, ties by the buddy's) and what the buddy loves that the listener has not heard
+    (``discoveries``)."""
     history = sp.csr_matrix(history)
     out = []
     for row, sim in zip(rows.tolist(), sims.tolist(), strict=True):
