@@ -15,6 +15,7 @@ checkpoint after epoch ``e`` repeats exactly what an uninterrupted run does from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -177,40 +178,61 @@ def run_epoch(
     seed: int,
     batch_size: int,
     dropout: float,
-    rank: int = 0,
+    ranks: Sequence[int] = (0,),
     world: int = 1,
 ) -> float:
-    """One pass over every positive (this worker's ``rank``-th share of it); the mean loss."""
+    """One pass over every positive, split over ``world`` data-parallel workers; the mean of
+    rank ``ranks[0]``'s loss.
+
+    Under Ray Train each worker passes its own rank (DistributedDataParallel averages the
+    gradients); passing every rank in one process averages the ranks' losses instead, which is
+    the same update: an in-process reference for the distributed run.
+    """
     import torch
 
-    rng = np.random.default_rng([seed, epoch, rank])
     order = np.random.default_rng([seed, epoch]).permutation(len(data.users))
-    share = order[rank::world]
+    shares = [order[rank::world] for rank in ranks]
+    rngs = [np.random.default_rng([seed, epoch, rank]) for rank in ranks]
     # Every worker must take the same number of steps (data-parallel all-reduce per step).
-    steps = len(order) // world // batch_size + (1 if (len(order) // world) % batch_size else 0)
+    per_worker = len(order) // world
+    steps = per_worker // batch_size + (1 if per_worker % batch_size else 0)
     total = 0.0
     for step in range(steps):
-        picked = share[step * batch_size : (step + 1) * batch_size]
-        if len(picked) == 0:
-            picked = share[:1]
-        users, positives = data.users[picked], data.items[picked]
-        index, offsets, weights = listener_batch(data.histories, users, positives, dropout, rng)
-        if data.features is not None:
-            f_index, f_offsets, _, _ = bags(data.features, positives)
-        else:
-            f_index, f_offsets = np.zeros(0, np.int64), np.zeros(len(positives), np.int64)
-        batch = [
-            torch.from_numpy(a)
-            for a in (index, offsets, weights, positives, f_index, f_offsets, data.log_q[positives])
-        ]
         for opt in opts:
             opt.zero_grad()
-        loss = net(*batch)
+        losses = [
+            net(*_batch(data, share, step, batch_size, dropout, rng))
+            for share, rng in zip(shares, rngs, strict=True)
+        ]
+        loss = torch.stack(losses).mean() if len(losses) > 1 else losses[0]
         loss.backward()
         for opt in opts:
             opt.step()
-        total += float(loss.detach())
+        total += float(losses[0].detach())
     return total / max(steps, 1)
+
+
+def _batch(
+    data: TrainingData,
+    share: IntArray,
+    step: int,
+    batch_size: int,
+    dropout: float,
+    rng: np.random.Generator,
+) -> list[torch.Tensor]:
+    import torch
+
+    picked = share[step * batch_size : (step + 1) * batch_size]
+    if len(picked) == 0:
+        picked = share[:1]
+    users, positives = data.users[picked], data.items[picked]
+    index, offsets, weights = listener_batch(data.histories, users, positives, dropout, rng)
+    if data.features is not None:
+        f_index, f_offsets, _, _ = bags(data.features, positives)
+    else:
+        f_index, f_offsets = np.zeros(0, np.int64), np.zeros(len(positives), np.int64)
+    arrays = (index, offsets, weights, positives, f_index, f_offsets, data.log_q[positives])
+    return [torch.from_numpy(a) for a in arrays]
 
 
 def export_arrays(net: torch.nn.Module, data: TrainingData) -> dict[str, FloatArray]:
