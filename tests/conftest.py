@@ -34,7 +34,7 @@ def mirror() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """One local Ray for the whole test session (2 CPUs, no dashboard, loopback), shut at the end."""
+    """One local Ray for the whole test session (2 CPUs, no dashboard, loopback), shut at the end."""  # noqa: E501
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         ray.init(

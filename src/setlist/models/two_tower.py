@@ -32,10 +32,12 @@ from setlist.models.knn import WeightsInput
 if TYPE_CHECKING:
     import torch
 
+    from setlist.config import Settings
     from setlist.models.space import SearchSpace
 
 _PARAMS = ("w_in", "b_in", "w_out", "b_out", "item_embeddings", "item_bias", "user_vectors")
 RUNTIMES = ("numpy", "onnx")
+TRAINERS = ("local", "ray")
 
 
 class TwoTowerRecommender(WeightsInput, Recommender):
@@ -78,8 +80,20 @@ class TwoTowerRecommender(WeightsInput, Recommender):
         threads: int = 0,
         weighting: str = "log1p",
         alpha: float = 1.0,
+        trainer: str = "local",
+        workers: int = 2,
+        max_failures: int = 2,
     ) -> None:
         _check_ranges(dim, hidden, epochs, batch_size, learning_rate, dropout)
+        if trainer not in TRAINERS:
+            raise ConfigError(
+                f"trainer must be one of {TRAINERS}, got {trainer!r}", field="trainer"
+            )
+        if workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {workers}", field="workers")
+        self.trainer = str(trainer)
+        self.workers = int(workers)
+        self.max_failures = int(max_failures)
         self.dim = int(dim)
         self.hidden = int(hidden)
         self.epochs = int(epochs)
@@ -104,12 +118,41 @@ class TwoTowerRecommender(WeightsInput, Recommender):
             "seed": self.seed,
             "threads": self.threads,
             **self._weighting_params(),
+            "trainer": self.trainer,
+            "workers": self.workers,
+            "max_failures": self.max_failures,
+        }
+
+    @classmethod
+    def defaults(cls, settings: Settings) -> dict[str, Any]:
+        """The seed, and where to train (``SETLIST_TWO_TOWER_TRAINER``, workers, failures)."""
+        return {
+            "seed": settings.seed,
+            "trainer": settings.two_tower_trainer,
+            "workers": settings.two_tower_workers,
+            "max_failures": settings.two_tower_max_failures,
         }
 
     def fit(self, user_items: sp.csr_matrix, item_features: sp.csr_matrix | None = None) -> Self:
         """Train on raw counts; ``item_features`` (items x features, e.g. artist tags or a
-        track's artist) adds a feature bag to the item tower when given."""
+        track's artist) adds a feature bag to the item tower when given. With ``trainer="ray"``
+        the fit runs on Ray Train (:mod:`setlist.models.two_tower_ray`, settings from the
+        environment)."""
         import torch
+
+        if self.trainer == "ray":
+            from setlist.config import get_settings
+            from setlist.models.two_tower_ray import train_on_ray
+
+            train_on_ray(
+                self,
+                user_items,
+                get_settings(),
+                item_features=item_features,
+                workers=self.workers,
+                max_failures=self.max_failures,
+            )
+            return self
 
         from setlist.models.two_tower_net import (
             TrainingData,
