@@ -98,3 +98,20 @@ def test_onnx_export_and_runtime_match_numpy_within_1e_5(
     np.testing.assert_array_equal(model.recommend_histories(data, k=5)[0], ids_numpy)
     with pytest.raises(ConfigError, match="tensorrt"):
         model.use_runtime("tensorrt")
+
+
+def test_served_through_a_recall_checked_vector_index(
+    fitted: TwoTowerRecommender, data: sp.csr_matrix
+) -> None:
+    """The item vectors go into an ANN index like ALS's (recall checked at build), and a folded-in
+    listener's top 10 from the index are the model's own top 10."""
+    from setlist.config import IndexConfig
+    from setlist.index.build import build_index
+
+    users, items = fitted.vectors()  # type: ignore[misc]
+    index = build_index(items, users, IndexConfig(kind="hnsw", min_recall=0.95))
+    assert index.recall_at_10 is not None and index.recall_at_10 >= 0.95
+    expected, _ = fitted.recommend_histories(data[:5], k=10, exclude_seen=False)
+    for row in range(5):
+        found, _ = index.search_one(fitted.fold_in(data[row])[0], 10)
+        assert set(found.tolist()) == set(expected[row].tolist())
