@@ -72,7 +72,7 @@ class TwoTowerRecommender(WeightsInput, Recommender):
         self,
         dim: int = 64,
         hidden: int = 256,
-        epochs: int = 20,
+        epochs: int = 30,
         batch_size: int = 512,
         learning_rate: float = 0.005,
         dropout: float = 0.3,
