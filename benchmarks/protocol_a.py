@@ -69,7 +69,7 @@ def artist_tags(mirror: Path, min_uses: int = 5) -> sp.csr_matrix:
     items = IdIndex.from_series(plays.get_column("artistID").cast(pl.String))
     tagged = pl.read_csv(mirror / "hetrec2011-lastfm-2k" / "user_taggedartists.dat", separator="\t")
     used = tagged.group_by("tagID").len().filter(pl.col("len") >= min_uses).get_column("tagID")
-    tagged = tagged.filter(pl.col("tagID").is_in(used.implicit()))
+    tagged = tagged.filter(pl.col("tagID").is_in(used.to_list()))
     row_of = {artist: row for row, artist in enumerate(items.ids.tolist())}
     pairs = tagged.select("artistID", "tagID").unique()
     keep = [str(a) in row_of for a in pairs.get_column("artistID").to_list()]
