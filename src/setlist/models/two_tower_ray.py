@@ -9,8 +9,8 @@ last checkpoint. Because an epoch's order and dropout depend only on ``(seed, ep
 resumed run ends with the same model as an uninterrupted one. The run is logged to MLflow
 (parameters, loss per epoch, where the checkpoints are, which epochs each attempt started at).
 
-Locally Ray must already be started (``ray.init``); with ``address`` the run goes to that
-cluster instead, unchanged.
+Without ``address`` the Ray already running in the process is used (Ray Train starts a local
+one otherwise); with ``address`` the run goes to that cluster instead, unchanged.
 """
 
 from __future__ import annotations
