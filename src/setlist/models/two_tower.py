@@ -63,7 +63,7 @@ class TwoTowerRecommender(WeightsInput, Recommender):
         width = int(params.get("hidden", 256)) + int(params.get("dim", 64))
         # Measured on HetRec protocol A (2 busy cores): ~1.3e-4 s per pair at width 320, batch 512.
         per_pair = 3e-7 * width + 1e-7 * batch
-        return int(params.get("epochs", 30)) * int(train.nnz) * per_pair + 1
+        return int(params.get("epochs", 20)) * int(train.nnz) * per_pair + 1
 
     @classmethod
     def smallest_params(cls) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class TwoTowerRecommender(WeightsInput, Recommender):
         self,
         dim: int = 64,
         hidden: int = 256,
-        epochs: int = 30,
+        epochs: int = 20,
         batch_size: int = 512,
         learning_rate: float = 0.005,
         dropout: float = 0.3,
