@@ -91,7 +91,8 @@ def main() -> None:
                 f"{c} {_ratio(report, reports[reference], c):.2f}x" for c in (*KEY, ALL)
             )
             print(f"{kind:18s}{ratios}")
-    print(f"chosen model: blend+artist ({specs[-1].params}, {config})")
+    if specs[-1].kind == "blend":
+        print(f"chosen model: blend+artist ({specs[-1].params}, {config})")
     protocol_p(mirror, dataset, specs, config)
 
 
