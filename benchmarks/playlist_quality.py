@@ -8,7 +8,9 @@
    Models: the most popular tracks, item-kNN (cosine, binary, k=100), EASE on the 15k most
    frequent tracks (lambda 100), and the chosen ``blend`` (pipeline_playlists.PLAYLIST_DEFAULTS),
    each scored through the same :class:`~setlist.models.continuation.Continuer` (title model
-   and artist back-off included) as the pipeline and the service.
+   and artist back-off included) as the pipeline and the service. ``two_tower`` (defaults, the
+   track's artist as its item feature) is measured too. ``PLAYLIST_KINDS=ease,two_tower`` limits
+   the models (EASE, the reference, must stay).
 2. Protocol P of docs/TARGETS.md: the chosen model and the EASE reference fitted on *every*
    subset playlist, tested on the playlists of ``spotify-mpd-sample/mpd.slice.0-999.first37.json``
    that are not in the subset (only a handful: the figures are anecdotes, not estimates),
@@ -21,9 +23,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from setlist.data.playlists import read_playlists
 from setlist.data.schema import PlaylistDataset
@@ -55,12 +59,16 @@ def main() -> None:
         f"MPD subset: {prepared.train.shape[0]} training playlists x {prepared.train.shape[1]} "
         f"tracks, {len(prepared.challenge.cases)} test playlists {prepared.challenge.counts()}"
     )
-    kinds = ["popularity", "knn", "ease", "blend"]
+    kinds = os.environ.get("PLAYLIST_KINDS", "popularity,knn,ease,two_tower,blend").split(",")
     specs = playlist_specs(kinds, parse_overrides(sys.argv[1:]))
     plain = ContinuationConfig(artist_weight=0.0)
     rows, reports = [], {}
     for spec in specs:
-        model, usage = fit_candidate(spec, prepared)
+        model, usage = (
+            fit_two_tower(spec, prepared)
+            if spec.kind == "two_tower"
+            else fit_candidate(spec, prepared)
+        )
         for suffix, used in (("", plain), ("+artist", config)):
             report = evaluate_continuer(continuer_for(model, prepared, used), prepared)
             reports[spec.kind + suffix] = report
@@ -83,8 +91,24 @@ def main() -> None:
                 f"{c} {_ratio(report, reports[reference], c):.2f}x" for c in (*KEY, ALL)
             )
             print(f"{kind:18s}{ratios}")
-    print(f"chosen model: blend+artist ({specs[-1].params}, {config})")
+    if specs[-1].kind == "blend":
+        print(f"chosen model: blend+artist ({specs[-1].params}, {config})")
     protocol_p(mirror, dataset, specs, config)
+
+
+def fit_two_tower(spec: ModelSpec, prepared: Any) -> tuple[Any, Any]:
+    """The two-tower model with each track's artist as its item feature, timed like the rest."""
+    from setlist.pipeline import measure
+
+    _, artists = np.unique(prepared.artist_names, return_inverse=True)
+    features = sp.csr_matrix(
+        (np.ones(len(artists), np.float32), (np.arange(len(artists)), artists)),
+        shape=(len(artists), int(artists.max()) + 1),
+    )
+    model = spec.build()
+    with measure() as usage:
+        model.fit(prepared.train.csr, item_features=features)
+    return model, usage
 
 
 def _ratio(report: ChallengeReport, reference: ChallengeReport, category: str) -> float:

@@ -10,6 +10,10 @@ own ``ranking_metrics_at_k`` is printed too, as a check that setlist's metric de
 with those behind the reference figures.
 
     .venv/bin/python benchmarks/protocol_a.py --mirror /work/shared/data
+
+``--two-tower`` adds EASE (lambda 200, the hand-set reference) and the two-tower model, on item
+ids alone and with artist tags in its item tower (``user_taggedartists.dat``: tags that at least
+5 listener-artist pairs used, as a bag per artist).
 """
 
 from __future__ import annotations
@@ -58,6 +62,44 @@ def split_protocol_a(
     return train, test
 
 
+def artist_tags(mirror: Path, min_uses: int = 5) -> sp.csr_matrix:
+    """Artists x tags (presence) in protocol A's item order (sorted artist ids, as
+    :func:`split_protocol_a` builds them)."""
+    plays = pl.read_csv(mirror / "hetrec2011-lastfm-2k" / "user_artists.dat", separator="\t")
+    items = IdIndex.from_series(plays.get_column("artistID").cast(pl.String))
+    tagged = pl.read_csv(mirror / "hetrec2011-lastfm-2k" / "user_taggedartists.dat", separator="\t")
+    used = tagged.group_by("tagID").len().filter(pl.col("len") >= min_uses).get_column("tagID")
+    tagged = tagged.filter(pl.col("tagID").is_in(used.to_list()))
+    row_of = {artist: row for row, artist in enumerate(items.ids.tolist())}
+    pairs = tagged.select("artistID", "tagID").unique()
+    keep = [str(a) in row_of for a in pairs.get_column("artistID").to_list()]
+    pairs = pairs.filter(pl.Series(keep))
+    rows = np.array([row_of[str(a)] for a in pairs.get_column("artistID").to_list()], np.int64)
+    _, cols = np.unique(pairs.get_column("tagID").to_numpy(), return_inverse=True)
+    return sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(items), int(cols.max()) + 1)
+    )
+
+
+def two_tower_rows(mirror: Path, train: sp.csr_matrix, test: sp.csr_matrix) -> None:
+    """EASE and the two-tower model (ids only, then with artist tags) on the same split."""
+    from setlist.models.ease import EASERecommender
+    from setlist.models.two_tower import TwoTowerRecommender
+
+    ease = EASERecommender(l2=200.0)
+    ease_s = timed_fit(ease, train)
+    print(row("EASE lambda 200", evaluate(ease, train, test), ease_s))
+    tags = artist_tags(mirror)
+    for name, features in (
+        ("two-tower, ids", None),
+        (f"two-tower, ids + {tags.shape[1]} tags", tags),
+    ):
+        model = TwoTowerRecommender(seed=0)
+        started = time.perf_counter()
+        model.fit(train, item_features=features)
+        print(row(name, evaluate(model, train, test), time.perf_counter() - started))
+
+
 def implicit_als(matrix: sp.csr_matrix, **params: Any) -> tuple[ALSRecommender, float, Any]:
     """implicit's own ALS fitted on ``matrix``, wrapped for our protocol (scoring is the same dot
     product), with its fit seconds and the raw implicit model."""
@@ -93,6 +135,7 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, required=True, help="folder holding hetrec2011-*")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="ALS fits timed (median shown)")
+    parser.add_argument("--two-tower", action="store_true", help="add EASE and two-tower rows")
     args = parser.parse_args()
     path = args.mirror / "hetrec2011-lastfm-2k" / "user_artists.dat"
     train, test = split_protocol_a(path, seed=args.seed)
@@ -103,6 +146,8 @@ def main() -> None:
     )
     print(f"{'model':<44} {'P@10':>6} {'MAP@10':>6} {'NDCG@10':>6} {'R@10':>6} {'cov@10':>6} fit s")
 
+    if args.two_tower:
+        two_tower_rows(args.mirror, train, test)
     pop = PopularityRecommender()
     pop_s = timed_fit(pop, train)
     print(row("popularity", evaluate(pop, train, test), pop_s))

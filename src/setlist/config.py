@@ -20,6 +20,8 @@ ExploreMode = Literal["none", "epsilon", "plackett_luce"]
 IndexKind = Literal["auto", "exact", "hnsw", "ivf"]
 AnnKind = Literal["hnsw", "ivf"]
 AuthMode = Literal["off", "on", "auto"]
+Trainer = Literal["local", "ray"]
+ModelRuntime = Literal["numpy", "onnx"]
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,20 @@ class Settings(BaseSettings):
     factors: int = Field(default=128, ge=1, le=4096, description="ALS latent factors.")
     iterations: int = Field(default=15, ge=1, le=1000, description="ALS iterations.")
     regularization: float = Field(default=0.1, ge=0, description="ALS L2 regularization.")
+    two_tower_trainer: Trainer = Field(
+        default="local",
+        description="Where two_tower trains: local (in process) or ray (Ray Train).",
+    )
+    two_tower_workers: int = Field(
+        default=2, ge=1, le=1024, description="Ray Train data-parallel workers for two_tower."
+    )
+    two_tower_max_failures: int = Field(
+        default=2, ge=-1, description="Worker failures a Ray Train run recovers from; -1: no limit."
+    )
+    model_runtime: ModelRuntime = Field(
+        default="numpy",
+        description="Request-time listener tower of two_tower: numpy or onnx (onnxruntime).",
+    )
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API binds to.")
     workers: int = Field(

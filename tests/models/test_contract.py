@@ -28,7 +28,14 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "knn": {"k": 5},
     "ease": {"l2": 5.0},
     "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05, "threads": 1},
-    "two_tower": {"dim": 8, "hidden": 16, "epochs": 60, "batch_size": 8, "learning_rate": 0.02},
+    "two_tower": {
+        "dim": 8,
+        "hidden": 16,
+        "epochs": 60,
+        "batch_size": 80,
+        "learning_rate": 0.05,
+        "dropout": 0.0,
+    },
     "blend": {
         "members": [
             {"kind": "ease", "params": {"l2": 5.0}},
@@ -340,7 +347,7 @@ def test_empty_history_gets_an_answer(fitted: Recommender) -> None:
 # --- declared capabilities -------------------------------------------------------------------
 
 #: Kinds whose score is a dot product of user and item vectors (they must expose ``vectors()``).
-FACTOR_KINDS = {"als", "bpr"}
+FACTOR_KINDS = {"als", "bpr", "two_tower"}
 
 
 def test_vectors_declared_exactly_for_factor_models(kind: str, fitted: Recommender) -> None:

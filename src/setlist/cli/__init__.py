@@ -11,6 +11,7 @@ from setlist.cli import (  # noqa: F401  (registers the commands)
     data,
     drift,
     events,
+    export,
     keys,
     loop,
     organic,

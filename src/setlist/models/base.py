@@ -127,6 +127,11 @@ class Recommender(ABC):
         """User vectors for histories the model never saw (only where ``can_fold_in``)."""
         raise ModelError(f"a {self.kind!r} model has no user vectors to fold a history into")
 
+    def use_runtime(self, runtime: str) -> None:
+        """Serve request-time work with ``runtime`` (``SETLIST_MODEL_RUNTIME``): numpy, or onnx
+        for a model with an exported graph. The default serves numpy only and ignores onnx."""
+        del runtime  # no graph to run: numpy it is
+
     def prepare_explain(self) -> object:
         """Precompute what :meth:`explain` needs, so the first request does not pay for it.
 

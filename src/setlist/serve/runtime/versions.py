@@ -69,6 +69,7 @@ def check_catalogue(bundle: ModelBundle, catalogue: str) -> None:
 
 def state_for(settings: Settings, bundle: ModelBundle, info: ModelInfo) -> ModelState:
     """A state over a loaded bundle with the service's settings applied."""
+    bundle.model.use_runtime(settings.model_runtime)
     return ModelState(
         bundle,
         info,
