@@ -138,20 +138,22 @@ class TwoTowerRecommender(WeightsInput, Recommender):
         """Train on raw counts; ``item_features`` (items x features, e.g. artist tags or a
         track's artist) adds a feature bag to the item tower when given. With ``trainer="ray"``
         the fit runs on Ray Train (:mod:`setlist.models.two_tower_ray`, settings from the
-        environment)."""
+        environment, the cluster at ``SETLIST_RAY_ADDRESS`` where set)."""
         import torch
 
         if self.trainer == "ray":
             from setlist.config import get_settings
             from setlist.models.two_tower_ray import train_on_ray
 
+            settings = get_settings()
             train_on_ray(
                 self,
                 user_items,
-                get_settings(),
+                settings,
                 item_features=item_features,
                 workers=self.workers,
                 max_failures=self.max_failures,
+                address=settings.ray_address,  # SETLIST_RAY_ADDRESS: a cluster, else local
             )
             return self
 

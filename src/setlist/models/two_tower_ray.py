@@ -68,8 +68,10 @@ def train_on_ray(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if address is not None and not ray.is_initialized():
-        ray.init(address=address)
+    if address is not None:
+        from setlist.data.ray_cluster import start_ray
+
+        start_ray(address)  # joins the cluster (a clear error naming a bad address)
     started = time.perf_counter()
     data = TrainingData.build(model.input_.fit(user_items), item_features)
     name = name or f"two_tower-{int(time.time() * 1000)}"
