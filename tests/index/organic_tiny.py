@@ -27,10 +27,16 @@ PLAYS = {  # listener -> {artist column: plays}
 }
 
 
-def mpd_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The three tables of the MPD reader (playlists, tracks, playlist_tracks)."""
+Playlist = tuple[int, str, int, list[tuple[str, int]]]  # pid, name, followers, (artist, tracks)
+
+
+def mpd_tables(
+    rows: list[Playlist] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The three tables of the MPD reader (playlists, tracks, playlist_tracks) of ``rows``
+    (default :data:`PLAYLISTS`): each artist's tracks made up, one per count."""
     playlists, tracks, pairs = [], [], []
-    for pid, name, followers, artists in PLAYLISTS:
+    for pid, name, followers, artists in PLAYLISTS if rows is None else rows:
         n = sum(count for _, count in artists)
         playlists.append({"pid": pid, "name": name, "num_followers": followers, "num_tracks": n})
         for artist, count in artists:

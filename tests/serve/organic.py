@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from setlist.index.organic import FEATURES, PlaylistTable
 from setlist.index.organic_ranker import OrganicRanker, RankerConfig
 from setlist.index.organic_store import save_organic
+from tests.index.organic_tiny import mpd_tables
 
 # pid, name, followers, [(artist as the playlist spells it, tracks)]
 PLAYLISTS = [
@@ -21,18 +21,7 @@ PLAYLISTS = [
 
 
 def organic_table() -> PlaylistTable:
-    playlists, tracks, pairs = [], [], []
-    for pid, name, followers, artists in PLAYLISTS:
-        n = sum(c for _, c in artists)
-        playlists.append({"pid": pid, "name": name, "num_followers": followers, "num_tracks": n})
-        for artist, count in artists:
-            for i in range(count):
-                uri = f"spotify:track:{pid}:{artist}:{i}"
-                tracks.append({"track_uri": uri, "artist_name": artist})
-                pairs.append({"pid": pid, "track_uri": uri})
-    return PlaylistTable.from_mpd(
-        pl.DataFrame(playlists), pl.DataFrame(tracks), pl.DataFrame(pairs)
-    )
+    return PlaylistTable.from_mpd(*mpd_tables(PLAYLISTS))
 
 
 def save_organic_version(organic_dir: Path, champion: str = "ranker") -> Path:
