@@ -106,6 +106,7 @@ def _run_demo_and_serve(tmp_path: Path, mirror: Path | None, dataset: str, **set
     assert "/v1/users/" in done.stdout
     if dataset == "hetrec-lastfm-2k":  # the listener the README names
         assert "/v1/users/2/recommendations" in done.stdout
+        assert "/v1/users/2/playlists" in done.stdout
     trained = done.stdout[done.stdout.index("trained models") :].split("gate,")[0]
     assert len(re.findall(r"\byes\b", trained)) == 1, trained  # one champion: the last promoted
 
@@ -128,6 +129,12 @@ def _run_demo_and_serve(tmp_path: Path, mirror: Path | None, dataset: str, **set
     proc, client = _serve(env)
     try:
         _check_api(client, user, heard)
+        organic = client.get("/v1/users/2/playlists", params={"k": 5})
+        if dataset == "hetrec-lastfm-2k":  # the demo trained the organic ranker too
+            assert organic.status_code == 200, organic.text
+            assert len(organic.json()["items"]) == 5
+        else:  # nothing to link synthetic listeners to: a 503 naming what is missing
+            assert organic.status_code == 503 and "organic" in organic.text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -439,6 +439,13 @@ def demo(
     tracks: Annotated[
         bool, typer.Option("--tracks/--no-tracks", help="Also train the tracks catalogue.")
     ] = True,
+    organic: Annotated[
+        bool,
+        typer.Option(
+            "--organic/--no-organic",
+            help="Also train the organic playlist ranker (HetRec x the MPD subset, mirrored).",
+        ),
+    ] = True,
 ) -> None:
     """Fetch, validate, train popularity and ALS, evaluate, register, promote, then serve.
 
@@ -452,15 +459,37 @@ def demo(
     result = _train(settings, settings.dataset, "popularity,als", None, True)
     if tracks:
         _demo_tracks(settings)
+    organic = organic and _demo_organic(settings)
     base = f"http://{settings.host}:{settings.port}"
     sample = first_user(result.prepared.train.users.ids.tolist())
     console.print(f"API docs:        {base}/docs")
     console.print(f"recommendations: {base}/v1/users/{sample}/recommendations?k=10")
+    console.print(f"taste buddies:   {base}/v1/users/{sample}/buddies")
+    if organic:
+        console.print(f"playlists:       {base}/v1/users/{sample}/playlists?k=10")
     console.print(f"model:           {base}/v1/model    metrics: {base}/metrics")
     if serve_api:
         from setlist.cli.serve import serve_forever
 
         serve_forever(settings)
+
+
+def _demo_organic(settings: Settings) -> bool:
+    """The organic playlist ranker for the demo, where it can be real: HetRec listeners and the
+    MPD subset both in the mirror (synthetic artists and playlists would link to nothing)."""
+    mirror = settings.data_mirror
+    if (
+        settings.dataset != "hetrec-lastfm-2k"
+        or mirror is None
+        or not (mirror / "spotify-mpd-subset").is_dir()
+    ):
+        console.print("organic playlists: skipped (needs HetRec and the MPD subset mirrored)")
+        return False
+    from setlist.cli.organic import train as organic_train
+
+    console.print("organic playlists: HetRec listeners x the MPD subset")
+    organic_train(heldout=0.2, test_listeners=0.3, trees=200, seed=None)
+    return True
 
 
 def _demo_tracks(settings: Settings) -> None:
