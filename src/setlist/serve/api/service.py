@@ -21,6 +21,7 @@ from setlist.serve.answer.explore import ExplorationPolicy
 from setlist.serve.answer.online import InMemoryOnlineHistory
 from setlist.serve.api.auth import Gate
 from setlist.serve.api.limits import Turns
+from setlist.serve.runtime import heap
 from setlist.serve.runtime.feedback import Feedback
 from setlist.serve.runtime.loading import CatalogueServing
 from setlist.serve.runtime.metrics import ServiceMetrics
@@ -92,6 +93,7 @@ class Service:
             serving.load(self.metrics, online)
         if DEFAULT_CATALOGUE in self.catalogues:
             self.organic.load(self.artists.model.bundle)
+        heap.settle()  # the loaded models out of the collector's way (serve/runtime/heap.py)
 
     def stop(self) -> None:
         for serving in self.catalogues.values():

@@ -21,6 +21,7 @@ from setlist.errors import ArtifactError, NotFoundError, SetlistError
 from setlist.registry import Registry, RegistryConfig
 from setlist.serve.answer.online import OnlineHistory
 from setlist.serve.answer.state import ModelState
+from setlist.serve.runtime import heap
 from setlist.serve.runtime.abtest import Arm, Arms
 from setlist.serve.runtime.metrics import ServiceMetrics
 from setlist.serve.runtime.versions import check_catalogue, load_version
@@ -112,6 +113,7 @@ class HotSwapper:
         log.info("arm %s now serves version %s (was %s)", arm.name, version, current)
         if self.on_swap is not None:
             self.on_swap(arm)
+        heap.settle()  # the old version collectable, the new one frozen
         return 1
 
     def _registry_client(self) -> Registry:
