@@ -83,3 +83,31 @@ def test_without_a_saved_ranker_the_routes_say_how_to_make_one(
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["field"] == "organic_dir" and "setlist organic train" in error["message"]
+
+
+def test_a_version_saved_while_serving_is_picked_up_and_a_broken_one_refused(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    """What the loop saves after retraining on playlist feedback reaches the routes without a
+    restart (the watcher looks every swap_interval_s); a version that fails to load does not."""
+    import time
+
+    home = tmp_path / "home"
+    first = save_organic_version(home / "organic")
+    with TestClient(create_app(make_settings(home, swap_interval_s=0.05), bundle_dir)) as client:
+        assert client.get("/v1/users/u1/playlists").json()["version"] == first.name
+        time.sleep(1.1)  # versions are named by the second
+        second = save_organic_version(home / "organic", champion="overlap")
+        deadline = time.monotonic() + 30
+        body = client.get("/v1/users/u1/playlists").json()
+        while body["version"] != second.name and time.monotonic() < deadline:
+            time.sleep(0.05)
+            body = client.get("/v1/users/u1/playlists").json()
+        assert body["version"] == second.name and body["champion"] == "overlap"
+        broken = home / "organic" / "v99991231T235959Z"
+        broken.mkdir()
+        (broken / "meta.json").write_text("{}")  # no ranker, no playlists
+        service = client.app.state.service  # type: ignore[attr-defined]
+        assert not service.organic.refresh(service.artists.model.bundle)
+        after = client.get("/v1/users/u1/playlists")
+        assert after.status_code == 200 and after.json()["version"] == second.name

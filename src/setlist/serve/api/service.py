@@ -93,11 +93,13 @@ class Service:
             serving.load(self.metrics, online)
         if DEFAULT_CATALOGUE in self.catalogues:
             self.organic.load(self.artists.model.bundle)
+            self.organic.watch(self.settings.swap_interval_s, lambda: self.artists.model.bundle)
         heap.settle()  # the loaded models out of the collector's way (serve/runtime/heap.py)
 
     def stop(self) -> None:
         for serving in self.catalogues.values():
             serving.stop()
+        self.organic.stop()
         self.gate.close()
 
 

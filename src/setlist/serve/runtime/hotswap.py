@@ -12,7 +12,6 @@ retried until the alias moves again), and the old model keeps serving.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from setlist.catalogue import DEFAULT_CATALOGUE
@@ -24,6 +23,7 @@ from setlist.serve.answer.state import ModelState
 from setlist.serve.runtime import heap
 from setlist.serve.runtime.abtest import Arm, Arms
 from setlist.serve.runtime.metrics import ServiceMetrics
+from setlist.serve.runtime.periodic import Every
 from setlist.serve.runtime.versions import check_catalogue, load_version
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ class HotSwapper:
         self.on_swap = on_swap
         self.refused: dict[str, set[str]] = {arm.name: set() for arm in arms.arms}
         self._registry: Registry | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._every = Every("setlist-hotswap", "hot-swap check", self.check_once)
 
     def load_all(self) -> None:
         """Load every arm once (start-up); failures leave that arm not ready."""
@@ -73,7 +72,7 @@ class HotSwapper:
         """One pass over the arms; returns how many were swapped."""
         swapped = 0
         for arm in self.arms.arms:
-            if self._stop.is_set():
+            if self._every.stopped.is_set():
                 break
             swapped += self._check(arm)
         return swapped
@@ -123,21 +122,7 @@ class HotSwapper:
 
     def start(self, interval_s: float) -> None:
         """Check every ``interval_s`` seconds in a daemon thread until :meth:`stop`."""
-        if interval_s <= 0 or self._thread is not None:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(interval_s):
-                try:
-                    self.check_once()
-                except Exception:  # the watcher must outlive any one failure
-                    log.exception("hot-swap check failed")
-
-        self._thread = threading.Thread(target=loop, name="setlist-hotswap", daemon=True)
-        self._thread.start()
+        self._every.start(interval_s)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        self._every.stop(timeout_s)

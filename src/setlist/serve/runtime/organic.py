@@ -1,5 +1,8 @@
 """The organic playlist ranker as served: the newest version under ``organic_dir``, loaded at
-start-up and linked to the served artists bundle then (not on the first request).
+start-up and linked to the served artists bundle then (not on the first request). A watcher
+looks every ``swap_interval_s`` for a newer version (the loop saves one when it retrains on
+playlist feedback), builds its answerer off the request path and swaps it in by one
+assignment; a version that fails to load is logged, skipped, and the old one keeps serving.
 
 A hot-swapped artists bundle gets its own answerer on first use (the linking takes about a
 second on HetRec x the MPD subset); the last one is kept. Without a saved version the playlist
@@ -17,6 +20,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ from setlist.index.organic_store import (
     load_organic,
 )
 from setlist.serve.answer.organic import OrganicAnswerer, OrganicPick, Ref
+from setlist.serve.runtime import heap
+from setlist.serve.runtime.periodic import Every
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,8 @@ class OrganicServing:
         self.problem = "the organic playlist ranker is still loading"
         self._answerer: OrganicAnswerer | None = None
         self._lock = threading.Lock()
+        self._refused: set[Path] = set()
+        self._every: Every | None = None
 
     def load(self, bundle: ModelBundle | None) -> None:
         """Read the newest version and warm it on ``bundle``; a failure is kept as the problem."""
@@ -103,6 +111,39 @@ class OrganicServing:
             log.exception("organic playlist ranker not loaded")
             self.artifact = None
             self.problem = f"organic playlist ranker not loaded from {self.folder}: {exc}"
+
+    def refresh(self, bundle: ModelBundle | None) -> bool:
+        """Swap in the newest version when it is not the one serving; True when swapped."""
+        found = latest_version(self.folder)
+        loaded = self.artifact.folder if self.artifact is not None else None
+        if found is None or found == loaded or found in self._refused:
+            return False
+        try:
+            artifact = load_organic(found)
+            answerer = OrganicAnswerer.build(artifact, bundle) if bundle is not None else None
+        except Exception:  # noqa: BLE001 - the old version keeps serving
+            log.exception("organic version %s refused", found.name)
+            self._refused.add(found)
+            return False
+        with self._lock:
+            self.artifact = artifact
+            if answerer is not None:
+                self._answerer = answerer
+        log.info("organic playlists: now version %s (was %s)", artifact.version, loaded)
+        heap.settle()
+        return True
+
+    def watch(self, interval_s: float, bundle: Callable[[], ModelBundle | None]) -> None:
+        """:meth:`refresh` every ``interval_s`` in a daemon thread until :meth:`stop`."""
+        if self._every is None:
+            self._every = Every(
+                "setlist-organic-watch", "organic version check", lambda: self.refresh(bundle())
+            )
+            self._every.start(interval_s)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._every is not None:
+            self._every.stop(timeout_s)
 
     def _load_top_picks(self) -> None:
         path = self.top_picks_file
