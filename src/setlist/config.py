@@ -306,7 +306,10 @@ class Settings(BaseSettings):
     )
     ab_salt: str = Field(default="setlist", description="Salt of the user -> arm hash.")
     swap_interval_s: float = Field(
-        default=30.0, ge=0, description="Seconds between registry alias checks; 0: no hot-swap."
+        default=30.0,
+        ge=0,
+        description="Seconds between registry alias checks (and organic version checks); "
+        "0: no hot-swap.",
     )
     coverage_period_s: float = Field(
         default=3600.0, gt=0, description="Period over which served-catalogue coverage is counted."
@@ -366,6 +369,12 @@ class Settings(BaseSettings):
     )
     loop_recent_test_fraction: float = Field(
         default=0.5, gt=0, lt=1, description="Share of the latest window's discoveries held out."
+    )
+    loop_organic_min_feedback: int = Field(
+        default=50,
+        ge=1,
+        description="Playlist actions (follow, play, skip) newer than the serving organic "
+        "version that make the loop retrain the organic ranker.",
     )
     loop_metrics_port: int = Field(
         default=9101, ge=1, le=65535, description="Port of the loop worker's /metrics."

@@ -233,3 +233,49 @@ def test_retrain_command_prints_the_decision(world: World, monkeypatch: pytest.M
         assert "tick 1:" in ticks.output
     finally:
         get_settings.cache_clear()
+
+
+def test_playlist_feedback_retrains_the_organic_ranker_in_a_tick(world: World) -> None:
+    """Follows and skips of organic playlists reach the loop through the event store; the tick
+    retrains the organic ranker on them, saves a version and logs the decision to MLflow."""
+    from setlist.index.organic import link
+    from setlist.index.organic_ranker import RankerConfig
+    from setlist.index.organic_store import latest_version
+    from setlist.monitor.organic_loop import listening
+    from setlist.offline.organic import OrganicConfig, save_result, train_organic
+    from tests.monitor.organic_world import POPULAR, playlists_over
+
+    dataset, _ = world.loop.ctx.base()
+    history, names, users = listening(dataset, world.loop.ctx.store.frame())
+    table = playlists_over(names, 60)
+    config = OrganicConfig(ranker=RankerConfig(n_estimators=20, n_candidates=20, n_buddies=10))
+    first = save_result(
+        train_organic(history, names, table, config), world.settings.organic_path, config
+    )
+    linked = link(table, names)
+    begin = world.start + timedelta(seconds=world.window * WINDOW_S)
+    events = []
+    for row in range(120):  # each listener shown the five playlists closest to their artists
+        overlap = linked.binary @ (history[row].toarray().ravel() > 0)
+        for position, pid in enumerate(np.argsort(-overlap, kind="stable")[:5].tolist()):
+            kind = "follow" if linked.followers[pid] >= POPULAR else "skip"
+            events.append(
+                Event.model_validate(
+                    {"event_id": f"pl-{row}-{pid}", "user_id": users[row],
+                     "item_id": str(linked.ids[pid]), "playlist_id": str(linked.ids[pid]),
+                     "type": f"playlist_{kind}", "ts": begin + timedelta(seconds=row),
+                     "position": position, "propensity": 0.5}
+                )
+            )  # fmt: skip
+    world.loop.ctx.store.append(events)
+    decision = world.step()
+    organic = decision.organic
+    assert organic is not None, decision.reason
+    assert organic.outcome in ("saved", "refused"), organic.reason
+    assert organic.figures["feedback"] == 600
+    runs = _runs(world, organic.outcome)
+    assert any(r.data.tags.get("loop.trigger") == "playlist_feedback" for r in runs)
+    if organic.outcome == "saved":
+        assert latest_version(world.settings.organic_path) != first
+    # Nothing new since: the next tick leaves the organic ranker alone.
+    assert world.step().organic is None

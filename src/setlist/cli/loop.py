@@ -21,6 +21,7 @@ def build_loop(settings: Settings, with_metrics: bool = False) -> Loop:
     from setlist.events.store import open_store
     from setlist.monitor.loop import Loop, LoopContext
     from setlist.monitor.metrics import LoopMetrics
+    from setlist.monitor.organic_loop import OrganicLoopConfig
     from setlist.monitor.retrain import RetrainConfig
     from setlist.pipeline import ingest
     from setlist.registry import Registry, RegistryConfig
@@ -44,6 +45,7 @@ def build_loop(settings: Settings, with_metrics: bool = False) -> Loop:
         loop=settings.loop(),
         folder=settings.home / "loop",
         metrics=LoopMetrics() if with_metrics else None,
+        organic=OrganicLoopConfig(settings.organic_path, settings.loop_organic_min_feedback),
     )
     return Loop(ctx)
 

@@ -20,8 +20,20 @@ import scipy.sparse as sp
 
 from setlist.errors import ConfigError
 from setlist.evaluate.stats import PairedComparison, compare_paired
-from setlist.index.organic import LinkedPlaylists, Listener, listener_of_row, raw_overlap, top
-from setlist.index.organic_ranker import OrganicRanker, most_followed, recommend_playlists
+from setlist.index.organic import (
+    LinkedPlaylists,
+    Listener,
+    features,
+    listener_of_row,
+    raw_overlap,
+    top,
+)
+from setlist.index.organic_ranker import (
+    Feedback,
+    OrganicRanker,
+    most_followed,
+    recommend_playlists,
+)
 
 METRICS = ("hit_rate", "discovery_recall", "novelty", "diversity")
 RANKER, MOST_FOLLOWED, OVERLAP = "ranker", "most_followed", "overlap"
@@ -149,3 +161,25 @@ def evaluate_organic(
 
 
 _SOURCES = (RANKER, MOST_FOLLOWED, OVERLAP)
+
+
+def feedback_auc(
+    ranker: OrganicRanker,
+    linked: LinkedPlaylists,
+    history: sp.csr_matrix,
+    vectors: sp.csr_matrix,
+    hubs: npt.NDArray[np.float64] | None,
+    feedback: list[Feedback],
+) -> list[float]:
+    """Per listener whose feedback has two grades or more: the share of (better, worse) pairs of
+    their playlists that the ranker orders the same way (ties count half); 0.5 is chance."""
+    out = []
+    for f in feedback:
+        if len(np.unique(f.labels)) < 2:
+            continue
+        who = listener_of_row(history, vectors, f.user, hubs, ranker.config.n_buddies)
+        score = ranker.score(features(linked, who, f.playlists))
+        better = f.labels[:, None] > f.labels[None, :]
+        right = (score[:, None] > score[None, :]) + 0.5 * (score[:, None] == score[None, :])
+        out.append(float(right[better].mean()))
+    return out

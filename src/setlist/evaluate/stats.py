@@ -54,6 +54,10 @@ class PairedComparison:
         """p below ``alpha`` and the whole interval of the difference above 0."""
         return self.p_value < alpha and self.diff.low > 0
 
+    def significantly_worse(self, alpha: float = 0.05) -> bool:
+        """p below ``alpha`` and the whole interval of the difference below 0."""
+        return self.p_value < alpha and self.diff.high < 0
+
     def to_dict(self) -> dict[str, float | int]:
         out: dict[str, float | int] = {
             "n_users": self.n_users,

@@ -67,14 +67,25 @@ class OrganicRanker:
     booster: Any = None
 
     def fit(
-        self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], groups: list[int]
+        self,
+        x: npt.NDArray[np.float64],
+        y: npt.NDArray[np.float64],
+        groups: list[int],
+        weight: npt.NDArray[np.float64] | None = None,
     ) -> OrganicRanker:
+        """Fit on rows ``x`` with graded labels ``y`` in listener groups of sizes ``groups``.
+
+        ``weight`` is per row (default 1). Lambdarank's gradients are pairwise within a group,
+        so LightGBM weighs each group as a whole, by the mean of its rows' weights (its query
+        weight): inverse propensities weigh a listener's feedback group, not single rows."""
         import lightgbm as lgb
 
         if x.shape[1] != len(FEATURES):
             raise DataError(f"expected {len(FEATURES)} features, got {x.shape[1]}", field="x")
         if sum(groups) != len(x) or len(y) != len(x):
             raise DataError("groups must add up to the rows of x and y", field="groups")
+        if weight is not None and (len(weight) != len(x) or not (weight >= 0).all()):
+            raise DataError("weight must hold one non-negative value per row", field="weight")
         c = self.config
         model = lgb.LGBMRanker(
             objective="lambdarank",
@@ -86,7 +97,7 @@ class OrganicRanker:
             n_jobs=1,
             verbose=-1,
         )
-        model.fit(x, np.minimum(y, MAX_LABEL).astype(np.int64), group=groups)
+        model.fit(x, np.minimum(y, MAX_LABEL).astype(np.int64), group=groups, sample_weight=weight)
         self.booster = model.booster_
         return self
 
@@ -150,6 +161,42 @@ def training_rows(
     if not groups:
         raise DataError("no listener has candidates with and without held-out artists")
     return np.vstack(xs), np.concatenate(ys), groups
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One listener's labelled playlists (rows of the linked playlists), from their events."""
+
+    user: int  # row of the listeners' history
+    playlists: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64]
+
+
+def feedback_rows(
+    linked: LinkedPlaylists,
+    history: sp.csr_matrix,
+    vectors: sp.csr_matrix,
+    hubs: npt.NDArray[np.float64] | None,
+    feedback: list[Feedback],
+    config: RankerConfig,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], list[int]]:
+    """Features, labels, weights and group sizes of the listeners' own feedback: each listener's
+    group is the playlists they acted on or were shown, described under their whole history.
+    As in :func:`training_rows`, a listener whose labels are all alike teaches nothing."""
+    xs, ys, ws, groups = [], [], [], []
+    for f in feedback:
+        if len(f.playlists) < 2 or len(np.unique(f.labels)) < 2:
+            continue
+        who = listener_of_row(history, vectors, f.user, hubs, config.n_buddies)
+        xs.append(features(linked, who, f.playlists))
+        ys.append(f.labels)
+        ws.append(f.weights)
+        groups.append(len(f.playlists))
+    if not groups:
+        empty = np.zeros((0, len(FEATURES)))
+        return empty, np.zeros(0), np.zeros(0), []
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(ws), groups
 
 
 def most_followed(linked: LinkedPlaylists, k: int) -> npt.NDArray[np.int64]:

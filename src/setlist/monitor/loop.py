@@ -18,6 +18,9 @@ retrain`` calls :meth:`Loop.retrain_now` once):
    retraining) is recorded as ``skipped``.
 4. **Retrain** (:func:`setlist.monitor.retrain.retrain`): the candidate goes through the
    promotion gate; the service hot-swaps to it when the alias moves.
+5. **Organic playlists** (:mod:`setlist.monitor.organic_loop`), after any of the above: the
+   organic ranker retrains on playlist feedback once enough of it is new, and is kept only if
+   no worse than the version serving (its own MLflow run, ``loop-playlist_feedback-<outcome>``).
 
 Every decision with an action or a drift verdict is an MLflow run (``loop-<trigger>-<outcome>``)
 with the reason in the tag ``loop.reason``; quiet ticks only update the loop's metrics. The
@@ -46,6 +49,7 @@ from setlist.events.store.base import FRAME_SCHEMA, EventStore
 from setlist.models.specs import ModelSpec
 from setlist.monitor.drift import DriftConfig, DriftReport, check_drift
 from setlist.monitor.metrics import LoopMetrics
+from setlist.monitor.organic_loop import OrganicDecision, OrganicLoopConfig, organic_turn
 from setlist.monitor.retrain import RetrainConfig, RetrainResult, Transform, describe, retrain
 from setlist.registry import Registry
 
@@ -54,6 +58,7 @@ US = 1_000_000
 REREAD = 10_000  # seqs read again each tick, for events committed out of seq order
 # Ticks that decide nothing: they update the metrics but log no MLflow run.
 QUIET = frozenset({"warming_up", "probation", "no_drift", "too_few_events"})
+ORGANIC = "playlist_feedback"  # the organic ranker's trigger, in MLflow runs and metrics
 
 
 @dataclass
@@ -92,6 +97,7 @@ class Decision:
     retrain: RetrainResult | None = None
     run_id: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    organic: OrganicDecision | None = None  # the organic ranker's turn, when it acted
 
 
 @dataclass
@@ -107,6 +113,7 @@ class LoopContext:
     loop: LoopConfig
     folder: Path
     metrics: LoopMetrics | None = None
+    organic: OrganicLoopConfig | None = None  # None: the organic ranker is not retrained
 
 
 class Loop:
@@ -133,6 +140,7 @@ class Loop:
             decision = self._probation(events, now)
         else:
             decision = self._watch(events, now)
+        decision.organic = self._organic(events)
         self._finish(decision)
         return decision
 
@@ -143,6 +151,8 @@ class Loop:
         now = now_us if now_us is not None else int(time.time() * US)
         events = self._events().filter(pl.col("ts_us") < now)
         decision = self._retrain(events, now, trigger, f"{trigger} retraining", None, transform)
+        if transform is None:  # a drill is about the artists' gate
+            decision.organic = self._organic(events, force=True)
         self._finish(decision)
         return decision
 
@@ -281,6 +291,13 @@ class Loop:
         self.memory.previous_version = None
         self.memory.probation_since_us = None
 
+    # ---------------------------------------------------------------- organic
+
+    def _organic(self, events: pl.DataFrame, force: bool = False) -> OrganicDecision | None:
+        if self.ctx.organic is None:
+            return None
+        return organic_turn(self.ctx.organic, lambda: self.ctx.base()[0], events, force)
+
     # ------------------------------------------------------------------ pieces
 
     def _events(self) -> pl.DataFrame:
@@ -334,6 +351,12 @@ class Loop:
             decision.run_id = self._log(decision)
         self._observe(decision)
         log.info("loop: %s (%s)", decision.outcome, decision.reason)
+        o = decision.organic
+        if o is not None:
+            self._log(Decision(o.outcome, o.reason, ORGANIC, o.version, figures=o.figures))
+            if self.ctx.metrics is not None:
+                self.ctx.metrics.retrain_runs.labels(ORGANIC, o.outcome).inc()
+            log.info("loop: organic %s (%s)", o.outcome, o.reason)
 
     def _log(self, d: Decision) -> str | None:
         tags = {"loop.outcome": d.outcome, "loop.reason": d.reason,

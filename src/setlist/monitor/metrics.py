@@ -42,8 +42,8 @@ class LoopMetrics:
         self.retrain_runs = Counter(
             "setlist_retrain_runs",
             "Retraining decisions by trigger (schedule, data_drift, performance_drift, manual, "
-            "probation) "
-            "and outcome (promoted, refused, rolled_back, kept, failed, skipped).",
+            "probation, playlist_feedback) and outcome (promoted, refused, rolled_back, kept, "
+            "failed, skipped; saved for the organic ranker's playlist_feedback).",
             ["trigger", "outcome"],
             registry=r,
         )
@@ -67,6 +67,8 @@ class LoopMetrics:
                 self.retrain_runs.labels(trigger, outcome)
         for outcome in ("rolled_back", "kept"):
             self.retrain_runs.labels("probation", outcome)
+        for outcome in ("saved", "refused", "failed"):
+            self.retrain_runs.labels("playlist_feedback", outcome)
         for outcome in ("drift", "no_drift", "too_few_events"):
             self.windows.labels(outcome)
 
