@@ -193,16 +193,22 @@ def _log_impressions(
             continue
         shown.add(key)
         body = {**event(user, pid, "playlist_impression", served, position), "playlist_id": pid}
-        propensity = playlist.get("propensity", answer.get("propensity"))
-        number = isinstance(propensity, int | float) and not isinstance(propensity, bool)
-        if number and 0 < propensity <= 1:
-            body["propensity"] = float(propensity)
+        propensity = _propensity(playlist.get("propensity", answer.get("propensity")))
+        if propensity is not None:
+            body["propensity"] = propensity
         events.append(body)
     if events:
         try:
             api.send_events(events)
         except ApiError:
             pass  # impressions are for the dashboard; the listener need not hear about it
+
+
+def _propensity(value: Any) -> float | None:
+    """A probability the API stated (in (0, 1]; never a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= 1 else None
 
 
 def _notice() -> None:
