@@ -264,4 +264,8 @@ def test_playlists_from_people_like_you_skip_and_follow(
     events = httpx.get(servers["api"] + "/v1/stats/events", timeout=10).json()
     kinds = {row["name"]: row["count"] for row in events["by_type"]}
     assert kinds.get("playlist_skip") == 1 and kinds.get("playlist_follow") == 1
+    # the cards were logged once each, though the skip and the follow reran the page
+    shown = {row["name"]: row["count"] for row in events["new_listener_playlists"]}
+    assert {"Exes", "Alphas"} <= set(shown) and set(shown.values()) == {1.0}
+    assert kinds.get("playlist_impression") == len(shown)
     assert page.get_by_text("Traceback").count() == 0

@@ -150,12 +150,14 @@ def test_impressions_and_rewards_from_stored_events() -> None:
         ("b", "x", "impression", 100 * us, 1.0),
         ("b", "x", "like", 5000 * us, None),  # after the window: no reward
         ("b", "z", "impression", 200 * us, None),  # no propensity: skipped
+        ("a", "q", "playlist_impression", 50 * us, None),  # a playlist shown: not heard
     ]
     frame = pl.DataFrame(
         [
             {"seq": i, "event_id": str(i), "user_id": u, "item_id": it, "type": t, "ts_us": ts,
              "received_us": ts, "play_ms": None, "position": None, "arm": None,
-             "model_version": None, "propensity": p}
+             "model_version": None, "propensity": p,
+             "playlist_id": it if t.startswith("playlist_") else None}
             for i, (u, it, t, ts, p) in enumerate(rows)
         ],
         schema=FRAME_SCHEMA,

@@ -84,3 +84,14 @@ def test_playlist_events_carry_a_playlist_and_only_they_do() -> None:
         parse_data(body(playlist_id="pl1"), now=NOW)
     assert stray.value.details["field"] == "playlist_id"
     assert stray.value.details["value"] == "pl1"
+
+
+def test_a_playlist_impression_is_a_playlist_event() -> None:
+    shown = body(type="playlist_impression", item_id="pl1", playlist_id="pl1", position=3)
+    (event,) = parse_data(shown, now=NOW).events
+    assert event.type == "playlist_impression" and event.playlist_id == "pl1"
+    assert event.position == 3
+    with pytest.raises(ValidationError) as missing:
+        parse_data(body(type="playlist_impression", item_id="pl1"), now=NOW)
+    assert missing.value.details["field"] == "playlist_id"
+    assert "required on a playlist_impression" in missing.value.message

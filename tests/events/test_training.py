@@ -37,6 +37,10 @@ def test_events_are_weighted_merged_and_filtered(tmp_path: Path) -> None:
         make_event(6, user_id="u3", item_id="d", type="impression", ts=ts),  # ignored
         make_event(7, user_id="u3", item_id="e", type="listen", play_ms=3000, ts=ts),  # skip
         make_event(8, user_id="u3", item_id="f", type="playlist_add", ts=ts),  # 3
+        # a shown playlist is exposure, not taste: weighs nothing, adds no pair
+        make_event(
+            9, user_id="u1", item_id="a", type="playlist_impression", playlist_id="a", ts=ts
+        ),
     ]
     with open_store(f"sqlite:///{tmp_path / 'e.db'}") as store:
         store.append(events)
@@ -47,7 +51,7 @@ def test_events_are_weighted_merged_and_filtered(tmp_path: Path) -> None:
         for r in merged.interactions.select("user", "item", "weight").to_dicts()
     }
     assert rows == {("u1", "a"): 11.0, ("u3", "c"): 5.0, ("u3", "f"): 3.0}
-    assert report.events == 8 and report.pairs_disliked == 1 and report.pairs_dropped == 2
+    assert report.events == 9 and report.pairs_disliked == 1 and report.pairs_dropped == 2
     assert report.pairs_added == 3  # u3/c, u3/e (then dropped), u3/f
     assert merged.interactions.schema == pl.Schema(INTERACTION_SCHEMA)
     assert merged.name == "base+events"

@@ -241,14 +241,21 @@ def test_playlist_events_are_stored_with_playlist_and_propensity(
 ) -> None:
     follow = event(type="playlist_follow", playlist_id="103", propensity=0.5)
     skip = event(type="playlist_skip", playlist_id="105", item_id="spotify:track:p1")
-    response = with_playlists.post("/v1/events", json={"events": [follow, skip]})
+    shown = event(type="playlist_impression", playlist_id="104", item_id="104", position=2)
+    response = with_playlists.post("/v1/events", json={"events": [follow, skip, shown]})
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 2, "stored": 2, "duplicates": 0}
+    assert response.json() == {"accepted": 3, "stored": 3, "duplicates": 0}
     store = service_of(with_playlists.app).feedback.events.require()
     stored = {e.event_id: e for e in store.scan()}
     assert stored[follow["event_id"]].playlist_id == "103"
     assert stored[follow["event_id"]].propensity == 0.5
     assert stored[skip["event_id"]].type == "playlist_skip"
+    impression = stored[shown["event_id"]]
+    assert (impression.type, impression.playlist_id, impression.position) == (
+        "playlist_impression",
+        "104",
+        2,
+    )
 
 
 def test_an_unknown_playlist_is_named_and_the_rest_of_the_batch_kept(
@@ -269,6 +276,10 @@ def test_an_unknown_playlist_is_named_and_the_rest_of_the_batch_kept(
     assert alone.status_code == 404
     assert alone.json()["error"]["field"] == "playlist_id"
     assert alone.json()["error"]["stored"] == 0
+    unseen = event(type="playlist_impression", playlist_id="nowhere", item_id="nowhere")
+    shown = with_playlists.post("/v1/events", json=[unseen])
+    assert shown.status_code == 404
+    assert shown.json()["error"]["field"] == "events.0.playlist_id"
 
 
 def test_playlist_ids_are_not_checked_without_a_playlist_catalogue(

@@ -177,13 +177,21 @@ def default_routes() -> dict[tuple[str, str], Route]:
         "top_tags": [{"name": "rock", "count": 900.0}],
     }
     events = {
-        "events": 9,
-        "by_type": [{"name": "listen", "count": 6.0}, {"name": "impression", "count": 3.0}],
+        "events": 12,
+        "by_type": [
+            {"name": "listen", "count": 6.0},
+            {"name": "impression", "count": 3.0},
+            {"name": "playlist_impression", "count": 3.0},
+        ],
         "listening": [
             {"day": "2026-11-22", "name": "organic", "count": 4},
             {"day": "2026-11-23", "name": "recommended", "count": 2},
         ],
         "new_listener_recommendations": [{"name": "Beta", "count": 3.0}],
+        "new_listener_playlists": [
+            {"name": "Alpha and friends", "count": 2.0},
+            {"name": "Beta beats", "count": 1.0},
+        ],
         "moods": [{"day": "2026-11-22", "name": "chill", "count": 2}],
     }
     model = {

@@ -6,18 +6,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
 from setlist.serve import create_app
-from setlist.serve.api.routes.catalogue import fold
+from setlist.serve.api.routes.catalogue import _shown_playlists, fold
 from tests.serve.conftest import make_settings
+from tests.serve.organic import save_organic_version
 from tests.serve.tagged import save_tagged_bundle
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root: Path = tmp_path_factory.mktemp("catalogue")
+    save_organic_version(root / "home" / "organic")  # names the shown playlists
     app = create_app(make_settings(root / "home"), save_tagged_bundle(root / "bundle"))
     with TestClient(app) as c:
         yield c
@@ -103,13 +106,23 @@ def test_event_figures(client: TestClient) -> None:
         ev(6, "u2", "x", "impression", day2),  # a known listener: not a newcomer
         ev(7, "u2", "c", "skip", day2),
         ev(8, "u2", "c", "playlist_play", day2, playlist_id="pl1"),  # an organic playlist
+        # organic playlists shown (the ranker's tiny table: 10 Alphas, 11 Exes, 12 Big)
+        ev(9, "newbie", "11", "playlist_impression", day1, playlist_id="11", position=0),
+        ev(10, "newbie", "10", "playlist_impression", day1, playlist_id="10", position=1),
+        ev(11, "newbie2", "11", "playlist_impression", day2, playlist_id="11", position=0),
+        ev(12, "newbie2", "gone", "playlist_impression", day2, playlist_id="gone"),  # not in it
+        ev(13, "u1", "12", "playlist_impression", day2, playlist_id="12"),  # known: not new
     ]
     assert client.post("/v1/events", json={"events": events}).status_code == 200
     body = client.get("/v1/stats/events").json()
-    assert body["events"] == 8
+    assert body["events"] == 13
     assert {r["name"]: r["count"] for r in body["by_type"]} == {
-        "impression": 3, "listen": 2, "like": 1, "skip": 1, "playlist_play": 1
+        "impression": 3, "listen": 2, "like": 1, "skip": 1, "playlist_play": 1,
+        "playlist_impression": 5,
     }  # fmt: skip
+    assert [(r["name"], r["count"]) for r in body["new_listener_playlists"]] == [
+        ("Exes", 2.0), ("Alphas", 1.0), ("gone", 1.0)
+    ]  # fmt: skip
     assert {(r["day"], r["name"], r["count"]) for r in body["playlist_listening"]} == {
         (day1.strftime("%Y-%m-%d"), "the rest", 2),
         (day2.strftime("%Y-%m-%d"), "organic playlists", 1),
@@ -124,6 +137,24 @@ def test_event_figures(client: TestClient) -> None:
     moods = {(r["name"], r["count"]) for r in body["moods"]}
     assert ("party", 1) in moods  # x is tagged party; z chillout; a chill
     assert any(name == "chill" for name, _ in moods)
+
+
+def test_shown_playlists_without_a_ranker_and_with_shared_names() -> None:
+    shown = pl.DataFrame({"playlist_id": ["7", "8", "8", "9", "7", "8"]})
+    assert [(c.name, c.count) for c in _shown_playlists(shown, None)] == [
+        ("8", 3.0), ("7", 2.0), ("9", 1.0)
+    ]  # fmt: skip
+    table = pl.DataFrame({"pid": ["7", "8", "9"], "name": ["chill", "chill", ""]})
+    assert [c.name for c in _shown_playlists(shown, table)] == ["chill (8)", "chill (7)", "9"]
+    assert _shown_playlists(shown.clear(), table) == []
+
+
+def test_no_events_no_figures(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path / "home"), save_tagged_bundle(tmp_path / "bundle"))
+    with TestClient(app) as empty:
+        body = empty.get("/v1/stats/events").json()
+    assert body["events"] == 0
+    assert body["new_listener_recommendations"] == body["new_listener_playlists"] == []
 
 
 def test_buddies_of_a_new_listener_from_picked_artists(client: TestClient) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.fake_api import FakeApi, not_found
@@ -20,6 +23,16 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 def _charts(at: AppTest) -> list[object]:
     return list(at.get("vega_lite_chart"))
+
+
+def _chart(at: AppTest, title: str) -> dict[str, list[object]]:
+    """The data a chart of that title draws (its Arrow table, by column)."""
+    for chart in at.get("vega_lite_chart"):
+        proto = chart.proto  # type: ignore[attr-defined]
+        if json.loads(proto.spec).get("title") == title:
+            (dataset,) = proto.datasets
+            return dict(pa.ipc.open_stream(dataset.data.data).read_all().to_pydict())
+    raise AssertionError(f"no chart titled {title!r}")
 
 
 def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
@@ -41,8 +54,14 @@ def test_every_section_renders_with_charts(fake_api: FakeApi) -> None:
     assert figures["Request rate"] == "n/a"  # one scrape: no rate yet
     assert figures["Latency p50 / p99"].endswith("ms")
     # 3 distributions, top artists, top tags, ndcg by version, routes, arms,
-    # organic/recommended, new listeners, moods over time, events by type
-    assert len(_charts(at)) == 12
+    # organic/recommended, moods over time, new listeners' artists and playlists, events by type
+    assert len(_charts(at)) == 13
+    assert _chart(at, "Most recommended to new listeners")["name"] == ["Beta"]
+    assert _chart(at, "Playlists most recommended to new listeners") == {
+        "name": ["Alpha and friends", "Beta beats"],
+        "count": [2.0, 1.0],
+    }
+    assert "shown a playlist" in _chart(at, "What listeners did")["name"]
     versions = at.dataframe[-1].value
     assert list(versions["version"]) == ["7", "6"]
     assert list(versions["Ranking quality (top 10)"]) == [0.21, 0.19]
@@ -122,4 +141,17 @@ def test_listening_on_organic_playlists_is_drawn_once_there_is_some(fake_api: Fa
     )
     at = _page(fake_api.url)
     assert not at.exception
-    assert len(_charts(at)) == 13  # the twelve above and organic playlists vs the rest
+    assert len(_charts(at)) == 14  # the thirteen above and organic playlists vs the rest
+    assert _chart(at, "Listening on organic playlists vs the rest")["count"] == [3, 9]
+
+
+def test_an_older_api_without_playlist_figures_says_so(fake_api: FakeApi) -> None:
+    _, events = fake_api.routes[("GET", "/v1/stats/events")](None)  # type: ignore[arg-type]
+    older = {k: v for k, v in events.items() if k != "new_listener_playlists"}
+    fake_api.routes[("GET", "/v1/stats/events")] = lambda r: (200, older)
+    at = _page(fake_api.url)
+    assert not at.exception
+    assert "Playlists most recommended to new listeners: no data yet" in [
+        c.value for c in at.caption
+    ]
+    assert len(_charts(at)) == 12

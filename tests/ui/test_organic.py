@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from setlist.ui.organic import reasons
-from tests.ui.fake_api import FakeApi, no_organic_ranker
+from tests.ui.fake_api import FakeApi, Request, no_organic_ranker, seed_playlists
 from tests.ui.pages import organic_page
 
 TIMEOUT = 20
@@ -35,6 +35,20 @@ def _names(at: AppTest) -> list[str]:
     ]
 
 
+def _batches(api: FakeApi) -> list[list[dict]]:
+    return [r.body["events"] for r in api.sent("POST", "/v1/events")]
+
+
+def _impressions(api: FakeApi) -> list[list[dict]]:
+    """The batches of playlist_impression events the page sent, in order."""
+    batches = [[e for e in b if e["type"] == "playlist_impression"] for b in _batches(api)]
+    return [b for b in batches if b]
+
+
+def _feedback(api: FakeApi) -> list[dict]:
+    return [e for b in _batches(api) for e in b if e["type"] != "playlist_impression"]
+
+
 def test_playlists_of_the_picks_show_their_reasons(fake_api: FakeApi) -> None:
     at = _page(fake_api.url, {"a": "Alpha"})
     assert not at.exception
@@ -52,9 +66,7 @@ def test_follow_and_skip_send_events_and_change_the_list(fake_api: FakeApi) -> N
     at = _page(fake_api.url, {"a": "Alpha"})
     at.button(key="organic-skip-p2").click().run()
     assert not at.exception
-    sent = fake_api.sent("POST", "/v1/events")
-    assert len(sent) == 1
-    (skip,) = sent[0].body["events"]
+    (skip,) = _feedback(fake_api)
     assert skip["type"] == "playlist_skip" and skip["playlist_id"] == "p2"
     assert skip["user_id"] == "ui-test" and skip["item_id"] == "p2" and skip["position"] == 1
     assert skip["arm"] == "ranker" and skip["model_version"] == "v3"
@@ -64,7 +76,7 @@ def test_follow_and_skip_send_events_and_change_the_list(fake_api: FakeApi) -> N
     assert fake_api.sent("POST", SEEDS)[-1].body["k"] == 11
 
     at.button(key="organic-follow-p1").click().run()
-    (follow,) = fake_api.sent("POST", "/v1/events")[-1].body["events"]
+    follow = _feedback(fake_api)[-1]
     assert follow["type"] == "playlist_follow" and follow["playlist_id"] == "p1"
     assert follow["position"] == 0
     assert _names(at) == ["Gamma nights", "Ex live"]
@@ -104,10 +116,60 @@ def test_a_known_listener_by_id(fake_api: FakeApi) -> None:
     asked = fake_api.sent("GET", "/v1/users/42/playlists")[-1]
     assert asked.query == {"k": ["10"], "serendipity": ["0.3"]}
     at.button(key="organic-follow-p3").click().run()
-    (follow,) = fake_api.sent("POST", "/v1/events")[-1].body["events"]
-    assert follow["user_id"] == "42"
+    follow = _feedback(fake_api)[-1]
+    assert follow["type"] == "playlist_follow" and follow["user_id"] == "42"
+    # the known listener's cards were logged as theirs, once, beside the new listener's
+    assert [{e["user_id"] for e in b} for b in _impressions(fake_api)] == [{"ui-test"}, {"42"}]
     at.text_input(key="organic_user").input("nobody").run()
     assert "not in the training data" in _texts(at)
+
+
+def test_the_cards_shown_are_logged_once_a_session(fake_api: FakeApi) -> None:
+    at = _page(fake_api.url, {"a": "Alpha"})
+    assert not at.exception
+    (batch,) = _impressions(fake_api)
+    assert [e["playlist_id"] for e in batch] == ["p1", "p2", "p3", "p4"]
+    assert [e["item_id"] for e in batch] == ["p1", "p2", "p3", "p4"]
+    assert [e["position"] for e in batch] == [0, 1, 2, 3]
+    assert {(e["user_id"], e["arm"], e["model_version"]) for e in batch} == {
+        ("ui-test", "ranker", "v3")
+    }
+    assert not any("propensity" in e for e in batch)  # the answer carries none
+    assert len({e["event_id"] for e in batch}) == 4
+    # reruns, the slider (the same playlists in another order), a skip: nothing shown anew
+    at.run()
+    at.select_slider(key="organic_serendipity").set_value(0.7).run()
+    at.button(key="organic-skip-p2").click().run()
+    assert not at.exception
+    assert len(_impressions(fake_api)) == 1
+    assert [e["type"] for e in _feedback(fake_api)] == ["playlist_skip"]
+
+    # a new ranker version shows them anew, with the propensity its answer carries
+    def newer(req: Request) -> tuple[int, dict]:
+        _, answer = seed_playlists(req)
+        items = [{**p, "propensity": 0.25} for p in answer["items"]]
+        return 200, {**answer, "version": "v4", "items": items}
+
+    fake_api.routes[("POST", SEEDS)] = newer
+    at.run()
+    assert not at.exception
+    again = _impressions(fake_api)[-1]
+    assert len(_impressions(fake_api)) == 2
+    assert [e["playlist_id"] for e in again] == ["p4", "p3", "p1"]  # p2 was skipped
+    assert {(e["model_version"], e["propensity"]) for e in again} == {("v4", 0.25)}
+
+
+def test_a_failure_to_log_impressions_leaves_the_page_whole(fake_api: FakeApi) -> None:
+    fake_api.routes[("POST", "/v1/events")] = lambda r: (
+        503,
+        {"error": {"code": "unavailable", "message": "the event store is not available"}},
+    )
+    at = _page(fake_api.url, {"a": "Alpha"})
+    assert not at.exception and not at.error
+    assert len(_impressions(fake_api)) == 1  # tried once
+    assert _names(at) == ["Alpha and friends", "Beta beats", "Gamma nights", "Ex live"]
+    at.run()
+    assert len(_impressions(fake_api)) == 1  # not retried on every rerun
 
 
 def test_without_a_trained_ranker_the_page_says_how_to_train_it(fake_api: FakeApi) -> None:

@@ -29,7 +29,7 @@ import numpy.typing as npt
 import polars as pl
 
 from setlist.errors import ConfigError
-from setlist.events.weights import POSITIVE_TYPES
+from setlist.events.weights import EXPOSURE_TYPES, POSITIVE_TYPES
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -255,7 +255,7 @@ def requests_count(coded: pl.DataFrame) -> int:
 def _heard_before(frame: pl.DataFrame, requests: pl.DataFrame) -> list[set[str]]:
     """Per request, the items its user gave feedback on earlier: the online service excludes
     them, so a fair candidate must too (else its picks lack support in the log)."""
-    feedback = frame.filter(pl.col("type") != "impression").select(
+    feedback = frame.filter(~pl.col("type").is_in(list(EXPOSURE_TYPES))).select(
         "user_id", "item_id", fb_us=pl.col("ts_us")
     )
     found = (

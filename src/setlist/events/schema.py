@@ -39,10 +39,17 @@ EventType = Literal[
     "playlist_follow",
     "playlist_play",
     "playlist_skip",
+    "playlist_impression",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-#: Feedback on a whole (organic) playlist: these carry ``playlist_id``, and no other type does.
-PLAYLIST_EVENT_TYPES: tuple[str, ...] = ("playlist_follow", "playlist_play", "playlist_skip")
+#: Feedback on (or the showing of) a whole organic playlist: these carry ``playlist_id``, and no
+#: other type does. ``playlist_impression``: the playlist was shown at ``position``.
+PLAYLIST_EVENT_TYPES: tuple[str, ...] = (
+    "playlist_follow",
+    "playlist_play",
+    "playlist_skip",
+    "playlist_impression",
+)
 SERVER_FIELDS = frozenset({"seq", "received_at"})
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1 << 20
@@ -139,8 +146,9 @@ class Event(BaseModel):
     playlist_id: ExternalId | None = Field(
         default=None,
         validate_default=True,
-        description="The playlist a playlist_follow, playlist_play or playlist_skip is about "
-        "(required there, refused on other types); item_id is then the track it concerns.",
+        description="The playlist a playlist_follow, playlist_play, playlist_skip or "
+        "playlist_impression (the playlist was shown at position) is about: required there, "
+        "refused on other types; item_id is then the track it concerns, or the playlist id.",
     )
 
     @field_validator("playlist_id")

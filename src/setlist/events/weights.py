@@ -10,6 +10,7 @@ playlist_add   +3 plays
 skip           -0.5 play: a skipped item the user has no other plays of drops out
 dislike        the (user, item) pair is removed: never recommended again, never a positive
 impression     0 (exposure, not preference: used by the counterfactual estimators)
+playlist_*     0 (feedback on, or the showing of, a whole playlist: for the playlist ranker)
 =============  ===========================================================================
 """
 
@@ -47,3 +48,5 @@ class FeedbackWeights:
 
 
 POSITIVE_TYPES = ("listen", "like", "playlist_add")
+#: What was shown, not what the listener did: an artist's or a playlist's impression.
+EXPOSURE_TYPES = ("impression", "playlist_impression")

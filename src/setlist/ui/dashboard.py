@@ -224,16 +224,22 @@ def _listening(api: Api) -> None:
     with left:
         _over_time(found["listening"], "Organic vs recommended listening", "source", bars=True)
     with right:
-        _bars(found["new_listener_recommendations"], "Most recommended to new listeners", "shown")
+        _over_time(found["moods"], "Mood popularity over time", "mood", bars=False)
     left, right = st.columns(2)
     with left:
-        _over_time(found["moods"], "Mood popularity over time", "mood", bars=False)
+        _bars(found["new_listener_recommendations"], "Most recommended to new listeners", "shown")
     with right:
+        # an older API has no such field: the caption says there is nothing yet
+        playlists = found.get("new_listener_playlists") or []
+        _bars(playlists, "Playlists most recommended to new listeners", "shown")
+    left, right = st.columns(2)
+    with left:
         kinds = [{**row, "name": _EVENTS.get(row["name"], row["name"])} for row in found["by_type"]]
         _bars(kinds, "What listeners did", "events")
     plays = found.get("playlist_listening") or []
     if any(row.get("name") == "organic playlists" for row in plays):
-        _over_time(plays, "Listening on organic playlists vs the rest", "plays", bars=True)
+        with right:
+            _over_time(plays, "Listening on organic playlists vs the rest", "plays", bars=True)
 
 
 _EVENTS = {
@@ -245,6 +251,7 @@ _EVENTS = {
     "playlist_follow": "followed a playlist",
     "playlist_play": "played a playlist",
     "playlist_skip": "skipped a playlist",
+    "playlist_impression": "shown a playlist",
 }
 
 

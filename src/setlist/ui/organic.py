@@ -6,8 +6,10 @@ dataset enters their id (``GET /v1/users/{id}/playlists``). Each playlist says w
 (artists you know, artists new to you, how many of your taste buddies love it), with its
 followers and tracks; a slider trades familiar for discovery.
 
-Follow and Skip send ``playlist_follow`` / ``playlist_skip`` events (``item_id`` is the playlist
-id: the answer names no track) and change the list at once: a skipped playlist leaves it for
+The cards shown are logged as one batch of ``playlist_impression`` events (each listener, ranker
+version and playlist once a session; a failure to send is ignored). Follow and Skip send
+``playlist_follow`` / ``playlist_skip`` events (``item_id`` is the playlist id: the answer names
+no track) and change the list at once: a skipped playlist leaves it for
 the session; a followed one leaves the recommendations for the "Followed" section above them.
 The next playlists move up, so the list stays full. Without a saved organic ranker (503) the
 page says how to train one.
@@ -45,6 +47,7 @@ def render(api: Api) -> None:
     state.setdefault("anon_id", f"ui-{uuid.uuid4().hex[:12]}")  # as the Listen page does
     state.setdefault("organic_followed", {})  # listener -> {playlist id: playlist}
     state.setdefault("organic_skipped", {})  # listener -> {playlist id: name}
+    state.setdefault("organic_shown", set())  # (listener, ranker version, playlist id) logged
     _notice()
     mode = st.radio("Whose playlists?", [PICKS, KNOWN], horizontal=True, key="organic_mode")
     serendipity = float(
@@ -92,6 +95,7 @@ def render(api: Api) -> None:
     st.subheader("For you")
     for position, playlist in enumerate(shown[:K]):
         _card(user, playlist, position, answer)
+    _log_impressions(api, user, shown[:K], answer)
 
 
 def _explain(exc: ApiError, user: str | None) -> None:
@@ -172,6 +176,39 @@ def _send(
     else:
         state["organic_skipped"][user][pid] = name
         state["organic_notice"] = ("ok", f"Skipped {name}: it will not come back.")
+
+
+def _log_impressions(
+    api: Api, user: str, playlists: list[dict[str, Any]], answer: dict[str, Any]
+) -> None:
+    """One batch of ``playlist_impression`` events for the cards shown, each (listener, ranker
+    version, playlist) once a session: Streamlit reruns the page on every click."""
+    shown: set[tuple[str, str, str]] = st.session_state["organic_shown"]
+    served = {"arm": answer.get("champion"), "model_version": answer.get("version")}
+    events = []
+    for position, playlist in enumerate(playlists):
+        pid = str(playlist["playlist_id"])
+        key = (user, str(answer.get("version", "")), pid)
+        if key in shown:
+            continue
+        shown.add(key)
+        body = {**event(user, pid, "playlist_impression", served, position), "playlist_id": pid}
+        propensity = _propensity(playlist.get("propensity", answer.get("propensity")))
+        if propensity is not None:
+            body["propensity"] = propensity
+        events.append(body)
+    if events:
+        try:
+            api.send_events(events)
+        except ApiError:
+            pass  # impressions are for the dashboard; the listener need not hear about it
+
+
+def _propensity(value: Any) -> float | None:
+    """A probability the API stated (in (0, 1]; never a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= 1 else None
 
 
 def _notice() -> None:

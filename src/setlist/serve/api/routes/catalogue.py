@@ -121,6 +121,13 @@ class EventStatsPublic(BaseModel):
     new_listener_recommendations: list[CountPublic] = Field(
         description="Artists most shown (impressions) to listeners absent from the training data."
     )
+    new_listener_playlists: list[CountPublic] = Field(
+        default_factory=list,
+        description="Organic playlists most shown (playlist_impression events) to listeners "
+        "absent from the artists' training data: name is the playlist's name in the loaded "
+        "organic ranker (its id where none is loaded or it lacks the playlist; a name two "
+        "playlists share is followed by the id), count the times shown.",
+    )
     moods: list[DayCountPublic] = Field(
         description="Positive events per day and mood (the artist carries the mood's tags)."
     )
@@ -299,7 +306,9 @@ async def event_stats(state: StateDep, service: ServiceDep) -> EventStatsPublic:
     frame = await run_in_threadpool(_newest_events, store)
     bundle, _ = state.require()
     moods = {m.mood.name: m.top_rows for m in state.moods()}
-    return await run_in_threadpool(_event_figures, frame, bundle, moods)
+    artifact = service.organic.artifact
+    playlists = None if artifact is None else artifact.table.playlists
+    return await run_in_threadpool(_event_figures, frame, bundle, moods, playlists)
 
 
 def _artist(bundle: ModelBundle, row: int) -> ArtistPublic:
@@ -386,11 +395,21 @@ def _newest_events(store: Any) -> pl.DataFrame:
 
 
 def _event_figures(
-    frame: pl.DataFrame, bundle: ModelBundle, moods: dict[str, npt.NDArray[np.int64]]
+    frame: pl.DataFrame,
+    bundle: ModelBundle,
+    moods: dict[str, npt.NDArray[np.int64]],
+    playlists: pl.DataFrame | None = None,
 ) -> EventStatsPublic:
+    """The figures of :class:`EventStatsPublic`; ``playlists`` (pid, name) names the organic
+    playlists (the loaded organic ranker's table; None: none is loaded)."""
     if frame.is_empty():
         return EventStatsPublic(
-            events=0, by_type=[], listening=[], new_listener_recommendations=[], moods=[]
+            events=0,
+            by_type=[],
+            listening=[],
+            new_listener_recommendations=[],
+            new_listener_playlists=[],
+            moods=[],
         )
     frame = frame.sort("seq").with_columns(
         day=pl.from_epoch(pl.col("ts_us"), time_unit="us").dt.strftime("%Y-%m-%d")
@@ -415,7 +434,11 @@ def _event_figures(
         .sort("day", "name")
     )
     known = bundle.users.ids.tolist()
-    newcomers = shown.filter(~pl.col("user_id").is_in(known))
+    newcomers = frame.filter(~pl.col("user_id").is_in(known))
+    new_playlists = _shown_playlists(
+        newcomers.filter(pl.col("type") == "playlist_impression"), playlists
+    )
+    newcomers = newcomers.filter(pl.col("type") == "impression")
     top_new = newcomers.group_by("item_id").len().sort("len", descending=True).head(TOP)
     rows = bundle.items.rows(top_new.get_column("item_id").to_list())
     names = {
@@ -448,8 +471,34 @@ def _event_figures(
         new_listener_recommendations=[
             CountPublic(name=names.get(i, i), count=float(n)) for i, n in top_new.iter_rows()
         ],
+        new_listener_playlists=new_playlists,
         moods=[DayCountPublic(day=d, name=m, count=n) for d, m, n in sorted(mood_rows)],
         playlist_listening=[
             DayCountPublic(day=d, name=k, count=int(n)) for d, k, n in plays.iter_rows()
         ],
     )
+
+
+def _shown_playlists(shown: pl.DataFrame, playlists: pl.DataFrame | None) -> list[CountPublic]:
+    """The most shown playlists of ``shown`` (playlist_impression rows), most first (then by
+    id), named from ``playlists`` where it has them; a shared name gets the id after it, so
+    that two playlists called "chill" stay two bars."""
+    top = (
+        shown.group_by("playlist_id")
+        .len()
+        .sort(["len", "playlist_id"], descending=[True, False])
+        .head(TOP)
+    )
+    ids = [str(p) for p in top.get_column("playlist_id")]
+    names: dict[str, str] = {}
+    if playlists is not None and ids:
+        found = playlists.select(pl.col("pid").cast(pl.String), "name").filter(
+            pl.col("pid").is_in(ids)
+        )
+        names = {str(p): str(n) for p, n in found.iter_rows() if n}
+    labels = [names.get(p, p) for p in ids]
+    shared = {label for label in labels if labels.count(label) > 1}
+    return [
+        CountPublic(name=f"{label} ({p})" if label in shared else label, count=float(n))
+        for label, p, n in zip(labels, ids, top.get_column("len"), strict=True)
+    ]

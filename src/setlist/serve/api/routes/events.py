@@ -3,11 +3,11 @@
 The body is read and parsed by hand, not by FastAPI, so that an oversized body is refused
 before it is read whole and every refusal names its field (``events.3.ts``); the OpenAPI
 document still describes the three accepted shapes. A batch that breaks the schema is refused
-whole. Playlist events (``playlist_follow``, ``playlist_play``, ``playlist_skip``) must name a
-playlist of the served playlist catalogue (the ``tracks`` catalogue's playlists, where it is
-served and loaded): those that do not are refused, the rest of the batch is stored, and the
-answer is a 422 naming the first refused event's ``playlist_id`` and value, with the counts of
-what was accepted.
+whole. Playlist events (``playlist_follow``, ``playlist_play``, ``playlist_skip``,
+``playlist_impression``) must name a playlist of the served playlist catalogue (the ``tracks``
+catalogue's playlists, where it is served and loaded): those that do not are refused, the rest
+of the batch is stored, and the answer is a 404 naming the first refused event's
+``playlist_id`` and value, with the counts of what was accepted.
 """
 
 from __future__ import annotations
