@@ -10,6 +10,10 @@ import pytest
 
 from setlist.config import Settings
 
+# Every app start would collect the whole test process's heap (serve/runtime/heap.py); the one
+# test of the freeze turns it on for itself. Servers the tests start inherit this.
+os.environ.setdefault("SETLIST_GC_FREEZE", "false")
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

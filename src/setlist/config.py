@@ -323,6 +323,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body accepted (bytes)."
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description="After every model load, collect once and freeze the heap (gc.freeze): "
+        "no full GC pass walks the loaded models. Off: start-ups cost no collection (the tests).",
+    )
     max_in_flight: int = Field(
         default=32, ge=0, description="Requests one worker admits at once; beyond: 503. 0: off."
     )

@@ -66,7 +66,10 @@ class Service:
             catalogues=catalogues,
             gate=Gate(settings, metrics),
             organic=OrganicServing(
-                settings.organic_path, settings.top_picks_file, settings.top_picks_max_age_s
+                settings.organic_path,
+                settings.top_picks_file,
+                settings.top_picks_max_age_s,
+                settings.gc_freeze,
             ),
         )
 
@@ -94,7 +97,7 @@ class Service:
         if DEFAULT_CATALOGUE in self.catalogues:
             self.organic.load(self.artists.model.bundle)
             self.organic.watch(self.settings.swap_interval_s, lambda: self.artists.model.bundle)
-        heap.settle()  # the loaded models out of the collector's way (serve/runtime/heap.py)
+        heap.settle(self.settings.gc_freeze)  # the loaded models out of the collector's way
 
     def stop(self) -> None:
         for serving in self.catalogues.values():

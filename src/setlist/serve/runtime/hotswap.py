@@ -112,7 +112,7 @@ class HotSwapper:
         log.info("arm %s now serves version %s (was %s)", arm.name, version, current)
         if self.on_swap is not None:
             self.on_swap(arm)
-        heap.settle()  # the old version collectable, the new one frozen
+        heap.settle(self.settings.gc_freeze)  # the old version collectable, the new one frozen
         return 1
 
     def _registry_client(self) -> Registry:

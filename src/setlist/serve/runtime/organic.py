@@ -80,8 +80,15 @@ def _pick(d: dict[str, Any]) -> OrganicPick:
 
 
 class OrganicServing:
-    def __init__(self, folder: Path, top_picks: Path | None = None, max_age_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        top_picks: Path | None = None,
+        max_age_s: float = 0.0,
+        gc_freeze: bool = True,
+    ) -> None:
         self.folder = folder
+        self.gc_freeze = gc_freeze
         self.top_picks_file = top_picks
         self.max_age_s = max_age_s
         self.top_picks: TopPicks | None = None
@@ -130,7 +137,7 @@ class OrganicServing:
             if answerer is not None:
                 self._answerer = answerer
         log.info("organic playlists: now version %s (was %s)", artifact.version, loaded)
-        heap.settle()
+        heap.settle(self.gc_freeze)
         return True
 
     def watch(self, interval_s: float, bundle: Callable[[], ModelBundle | None]) -> None:
