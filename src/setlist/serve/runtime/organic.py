@@ -170,6 +170,13 @@ class OrganicServing:
             return None
         return table.get(user_id, k, serendipity, artifact.version, self.max_age_s)
 
+    def built(self, bundle: ModelBundle) -> OrganicAnswerer | None:
+        """The answerer over ``bundle`` when it is built already (never builds; None else)."""
+        current, artifact = self._answerer, self.artifact
+        if current is not None and current.bundle is bundle and current.artifact is artifact:
+            return current
+        return None
+
     def answerer(self, bundle: ModelBundle) -> OrganicAnswerer:
         """The answerer over ``bundle``; 503 naming ``organic_dir`` when nothing is loaded."""
         artifact = self.artifact
