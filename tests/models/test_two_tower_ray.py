@@ -51,9 +51,9 @@ def test_killed_worker_resumes_from_checkpoint_to_the_same_model(
         inject_failure=FaultInjection(epoch=3, marker=marker),
     )
     assert marker.read_text().startswith("worker 1 killed at epoch 3")
-    # The replacement group resumed from a checkpoint (epoch 1's or 2's, whichever Ray had
-    # registered when the worker died), not from scratch.
-    assert len(killed.starts) == 2 and killed.starts[0] == 0 and 2 <= killed.starts[1] <= 3
+    # The replacement group resumed from a checkpoint, not from scratch: the newest one Ray had
+    # registered when the worker died (epoch 2's at best; on a loaded machine an older one).
+    assert len(killed.starts) == 2 and killed.starts[0] == 0 and 1 <= killed.starts[1] <= 3
     assert len(killed.model.losses_) == len(clean.losses_) == 4
     np.testing.assert_allclose(killed.model.losses_, clean.losses_, rtol=1e-4)
     killed_items, clean_items = killed.model.vectors()[1], clean.vectors()[1]  # type: ignore[index]
