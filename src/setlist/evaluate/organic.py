@@ -20,7 +20,14 @@ import scipy.sparse as sp
 
 from setlist.errors import ConfigError
 from setlist.evaluate.stats import PairedComparison, compare_paired
-from setlist.index.organic import LinkedPlaylists, Listener, listener_of_row, raw_overlap, top
+from setlist.index.organic import (
+    LinkedPlaylists,
+    Listener,
+    listener_of_row,
+    ones,
+    raw_overlap,
+    top,
+)
 from setlist.index.organic_ranker import OrganicRanker, most_followed, recommend_playlists
 
 METRICS = ("hit_rate", "discovery_recall", "novelty", "diversity")
@@ -71,7 +78,7 @@ def slate_metrics(
     want = truth.astype(bool) & reachable
     tracks = linked.tracks[rows]
     size = np.maximum(linked.num_tracks[rows], np.asarray(tracks.sum(axis=1)).ravel())
-    heard_tracks = tracks @ who.heard.astype(np.float64)
+    heard_tracks = tracks @ who.heard.toarray().ravel()
     return {
         "hit_rate": float(((binary @ truth) > 0).mean()) if len(rows) else 0.0,
         "discovery_recall": float((want & covered).sum() / want.sum()) if want.any() else np.nan,
@@ -122,13 +129,15 @@ def evaluate_organic(
     playlist: the ranker's (serendipity 0), the most followed and raw overlap's."""
     reachable = np.asarray(linked.binary.sum(axis=0)).ravel() > 0
     popular = most_followed(linked, k).tolist()
+    heard = ones(split.visible)
     evaluation = OrganicEvaluation([], {s: {m: [] for m in METRICS} for s in _SOURCES})
     for user in users.tolist():
         heldout = split.heldout[user].toarray().ravel()
         if not ((heldout > 0) & reachable).any():
             continue
-        who = listener_of_row(split.visible, vectors, user, hubs, ranker.config.n_buddies)
-        overlap = top(raw_overlap(linked, who), k, linked.followers).tolist()
+        n_buddies = ranker.config.n_buddies
+        who = listener_of_row(split.visible, vectors, user, hubs, n_buddies, heard)
+        overlap = top(raw_overlap(linked, who).toarray().ravel(), k, linked.followers).tolist()
         overlap += [r for r in popular if r not in overlap][: k - len(overlap)]
         slates = {
             RANKER: recommend_playlists(ranker, linked, who, k).tolist(),
