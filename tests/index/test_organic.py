@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from setlist.errors import ConfigError, DataError
-from setlist.index.buddies import hubness, taste_vectors
+from setlist.index.buddies import hubness, nearest_block, taste_vectors
 from setlist.index.organic import (
     FEATURES,
     because,
     candidates,
-    exact_buddies,
     features,
     link,
     listener,
@@ -127,7 +126,7 @@ def test_a_block_of_listeners_gets_what_each_gets_alone() -> None:
     vectors = taste_vectors(h)
     hubs = hubness(vectors)
     users = np.arange(h.shape[0])
-    found, sims = exact_buddies(vectors, vectors[users], 3, users.tolist(), hubs)
+    found, sims = nearest_block(vectors, vectors[users], 3, users.tolist(), hubs)
     block = listener(h, vectors, vectors[users], h[users], found, sims)
     ranker = OrganicRanker()
     slates = recommend_block(ranker, linked, block, k=3, serendipity=0.3)

@@ -26,7 +26,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.errors import DataError
-from setlist.index.buddies import nearest
+from setlist.index.buddies import nearest_block
+from setlist.index.rows import entries, firsts, lookup, split
 
 FEATURES = (
     "familiarity",  # share of the playlist's tracks by artists the listener plays, play-weighted
@@ -226,24 +227,6 @@ def listener(
     )
 
 
-def exact_buddies(
-    vectors: sp.csr_matrix,
-    queries: sp.csr_matrix,
-    n_buddies: int,
-    exclude: Sequence[int | None],
-    hubs: npt.NDArray[np.float64] | None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Each query row's ``n_buddies`` nearest rows of ``vectors`` by the exact pairing
-    (:func:`setlist.index.buddies.nearest`), padded with -1 (similarity 0)."""
-    b = queries.shape[0]
-    rows = np.full((b, n_buddies), -1, dtype=np.int64)
-    sims = np.zeros((b, n_buddies), dtype=np.float64)
-    for i in range(b):
-        found, cosines = nearest(vectors, queries[i], n_buddies, exclude=exclude[i], hubs=hubs)
-        rows[i, : len(found)], sims[i, : len(found)] = found, cosines
-    return rows, sims
-
-
 def listener_of_row(
     history: sp.csr_matrix,
     vectors: sp.csr_matrix,
@@ -257,7 +240,7 @@ def listener_of_row(
     if not 0 <= row < history.shape[0]:
         raise DataError(f"listener row {row} out of range", field="user", value=row)
     query = vectors[[row]]
-    found, sims = exact_buddies(vectors, query, n_buddies, [row], hubs)
+    found, sims = nearest_block(vectors, query, n_buddies, [row], hubs)
     return listener(history, vectors, query, history[[row]], found, sims, heard)
 
 
@@ -276,7 +259,7 @@ def seed_listener(
     taste = np.log1p(plays) * np.log((history.shape[0] + 1.0) / (listeners + 1.0))
     norm = float(np.linalg.norm(taste))
     query = sp.csr_matrix(taste / norm if norm > 0 else taste)
-    found, sims = exact_buddies(vectors, query, n_buddies, [None], hubs)
+    found, sims = nearest_block(vectors, query, n_buddies, [None], hubs)
     return listener(history, vectors, query, sp.csr_matrix(plays), found, sims)
 
 
@@ -334,32 +317,6 @@ def top(
     return order[:n].astype(np.int64)
 
 
-def lookup(
-    matrix: sp.csr_matrix, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
-) -> npt.NDArray[np.float64]:
-    """``matrix[rows[i], cols[i]]`` for every ``i`` (0 where absent); ``matrix`` has sorted
-    indices."""
-    width = np.int64(matrix.shape[1])
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * width
-    keys += matrix.indices
-    wanted = rows.astype(np.int64) * width + cols
-    at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-    if not len(keys):
-        return np.zeros(len(wanted))
-    return np.where(keys[at] == wanted, matrix.data[at], 0.0).astype(np.float64)
-
-
-def entries(
-    matrix: sp.csr_matrix, rows: npt.NDArray[np.int64]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The stored entries of ``matrix``'s ``rows``, in order: for each, which of ``rows`` it
-    belongs to and its position in ``matrix.data``."""
-    starts, lengths = matrix.indptr[rows], np.diff(matrix.indptr)[rows]
-    which = np.repeat(np.arange(len(rows)), lengths)
-    offsets = np.arange(len(which)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return which, (np.repeat(starts, lengths) + offsets).astype(np.int64)
-
-
 def features(
     linked: LinkedPlaylists,
     who: Listener,
@@ -384,7 +341,7 @@ def features(
     weight = np.where(loudest[mine] > 0, weight / np.where(loudest[mine] > 0, loudest[mine], 1), 0)
 
     def per_pair(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.bincount(pair, values, minlength=len(rows))
+        return np.bincount(pair, values, minlength=len(rows)).astype(np.float64)
 
     distinct = np.diff(linked.tracks.indptr)[rows].astype(np.float64)
     size = np.maximum(np.maximum(linked.num_tracks[rows], per_pair(counts)), 1.0)
@@ -415,20 +372,6 @@ class Because:
     buddies: list[int]  # buddies (history rows) who play the playlist's artists, most first
 
 
-def _firsts(group: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.bool_]:
-    """For ``group`` sorted ascending: whether each element is among its group's first ``n``."""
-    result: npt.NDArray[np.bool_] = np.arange(len(group)) - np.searchsorted(group, group) < n
-    return result
-
-
-def _split(
-    group: npt.NDArray[np.int64], values: npt.NDArray[np.int64], n_groups: int
-) -> list[list[int]]:
-    bounds = np.searchsorted(group, np.arange(n_groups + 1))
-    flat = values.tolist()
-    return [flat[bounds[g] : bounds[g + 1]] for g in range(n_groups)]
-
-
 def because(
     linked: LinkedPlaylists,
     who: Listener,
@@ -445,13 +388,13 @@ def because(
     loved = mine > 0
     order = np.lexsort((at, -mine, ~loved, pair))  # per pair: loved (most played first), rest
     p, loved_p = pair[order], loved[order]
-    keep = loved_p & _firsts(p * 2, n)
-    familiar = _split(p[keep], cols[order][keep], len(rows))
+    keep = loved_p & firsts(p * 2, n)
+    familiar = split(p[keep], cols[order][keep], len(rows))
     taste = lookup(who.buddy_taste, owner[pair], cols)
     order = np.lexsort((at, -counts, -taste, loved, pair))
     p, new_p = pair[order], ~loved[order]
-    keep = new_p & _firsts(p * 2 + (~new_p), n)
-    new = _split(p[keep], cols[order][keep], len(rows))
+    keep = new_p & firsts(p * 2 + (~new_p), n)
+    new = split(p[keep], cols[order][keep], len(rows))
     # how many of each playlist's artists each of the listener's buddies plays
     m = who.buddies.shape[1]
     slots = np.repeat(np.arange(len(rows)), m)
@@ -471,8 +414,8 @@ def because(
     s, b, sh = slots[order], buddy[order], shared[order]
     keep = sh > 0
     s, b = s[keep], b[keep]
-    keep = _firsts(s, n)
-    players = _split(s[keep], b[keep], len(rows))
+    keep = firsts(s, n)
+    players = split(s[keep], b[keep], len(rows))
     return [Because(f, w, p) for f, w, p in zip(familiar, new, players, strict=True)]
 
 
@@ -487,9 +430,7 @@ __all__ = [
     "features",
     "link",
     "listener",
-    "exact_buddies",
     "listener_of_row",
-    "lookup",
     "matched_share",
     "normalise",
     "ones",

@@ -3,9 +3,10 @@ table, which the API serves while it is fresh (:mod:`setlist.serve.runtime.organ
 
 One row per (listener, kind, rank): ``kind`` is ``buddy`` (``target_id`` a user id, ``score``
 the taste similarity) or ``playlist`` (``target_id`` a playlist id, ``score`` 0); ``detail`` is
-the row's JSON (the playlist's name, sizes and reasons, as the route answers them; a buddy's
-shared artists). The file's metadata records the organic version, ``k``, ``serendipity`` and
-when it was computed, so the API serves it only for the version it runs and while fresh.
+the row's JSON (the playlist's name, sizes and reasons, as ``GET /v1/users/{id}/playlists``
+answers them; a buddy's shared artists and discoveries, as ``GET /v1/users/{id}/buddies`` does).
+The file's metadata records the organic version, ``k``, ``serendipity`` and when it was
+computed, so the API serves it only for the version it runs and while fresh.
 Locally the listeners are answered in one process; with Ray Data (``backend="ray"``) blocks of
 listeners go to actors that each load the bundle and the ranker once. Both give the same table.
 """
@@ -23,8 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setlist.bundle import ModelBundle
-from setlist.index.buddies import buddies as find_buddies
 from setlist.index.organic_store import TOP_PICKS_META, load_organic
+from setlist.serve.answer.buddies import BuddyFinder
 from setlist.serve.answer.organic import OrganicAnswerer
 
 BLOCK = 256
@@ -57,16 +58,19 @@ class TopPicksResult:
 
 
 class _Picker:
-    """Buddies and playlists for blocks of listener rows (one per process or Ray actor)."""
+    """Buddies and playlists for blocks of listener rows (one per process or Ray actor), through
+    the routes' own answerers: :meth:`BuddyFinder.for_rows` (the bundle's listener index, then
+    the exact re-rank) and :meth:`OrganicAnswerer.for_rows` (one ranker call per block)."""
 
     def __init__(self, bundle_dir: str, organic_folder: str, config: TopPicksConfig) -> None:
         self.bundle = ModelBundle.load(Path(bundle_dir))
         self.answerer = OrganicAnswerer.build(load_organic(Path(organic_folder)), self.bundle)
+        self.buddies = BuddyFinder(self.bundle, lambda seeds: ([], list(seeds)))
         self.config = config
 
     def rows(self, users: np.ndarray) -> pa.Table:
-        a, c = self.answerer, self.config
-        ids, names, user_ids = a.bundle.items.ids, a.bundle.item_names, a.bundle.users.ids
+        c = self.config
+        user_ids = self.bundle.users.ids
         out: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
 
         def add(user: str, kind: str, rank: int, target: str, score: float, detail: Any) -> None:
@@ -74,13 +78,14 @@ class _Picker:
                 out[key].append(value)
             out["detail"].append(json.dumps(detail, ensure_ascii=False))
 
-        for row in users.tolist():
+        found = self.buddies.for_rows(users, c.k_buddies)
+        picks = self.answerer.for_rows(users, c.k_playlists, c.serendipity)
+        for row, buddies, playlists in zip(users.tolist(), found, picks, strict=True):
             user = str(user_ids[row])
-            found = find_buddies(a.history, a.vectors, row, k=c.k_buddies, hubs=a.hubs)
-            for rank, b in enumerate(found):
-                shared = [[str(ids[i]), str(names[i])] for i in b.shared]
-                add(user, "buddy", rank, str(user_ids[b.user]), b.similarity, {"shared": shared})
-            for rank, pick in enumerate(a.for_user(user, c.k_playlists, c.serendipity)):
+            for rank, b in enumerate(buddies):
+                detail = {"shared": b.shared, "discoveries": b.discoveries}
+                add(user, "buddy", rank, b.user_id, b.similarity, detail)
+            for rank, pick in enumerate(playlists):
                 add(user, "playlist", rank, pick.playlist_id, 0.0, asdict(pick))
         return pa.Table.from_pydict(out, schema=SCHEMA)
 

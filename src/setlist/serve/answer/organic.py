@@ -18,12 +18,11 @@ import scipy.sparse as sp
 
 from setlist.bundle import ModelBundle
 from setlist.errors import DataError, NotFoundError
-from setlist.index.buddies import hubness, taste_vectors
+from setlist.index.buddies import hubness, nearest_block, taste_vectors
 from setlist.index.organic import (
     LinkedPlaylists,
     Listener,
     because,
-    exact_buddies,
     link,
     listener,
     matched_share,
@@ -79,7 +78,16 @@ class OrganicAnswerer:
             by_name.setdefault(normalise(str(name)), col)
         hubs = hubness(vectors)
         return cls(
-            artifact, bundle, linked, history, ones(history), vectors, hubs, ranker, matched, by_name
+            artifact,
+            bundle,
+            linked,
+            history,
+            ones(history),
+            vectors,
+            hubs,
+            ranker,
+            matched,
+            by_name,
         )
 
     def for_user(self, user_id: str, k: int, serendipity: float) -> list[OrganicPick]:
@@ -107,7 +115,7 @@ class OrganicAnswerer:
         if index is not None:
             found, sims = index.search_block(queries, self.n_buddies, exclude)
         else:
-            found, sims = exact_buddies(self.vectors, queries, self.n_buddies, exclude, self.hubs)
+            found, sims = nearest_block(self.vectors, queries, self.n_buddies, exclude, self.hubs)
         return listener(
             self.history, self.vectors, queries, self.history[rows], found, sims, self.heard
         )
