@@ -152,7 +152,6 @@ def describe_block(
     history = sp.csr_matrix(history)
     plays = sp.csr_matrix(plays, dtype=np.float64)
     plays.sum_duplicates()
-    plays.sort_indices()
     rows, owner = np.asarray(rows, dtype=np.int64), np.asarray(owner, dtype=np.int64)
     pair, at = entries(history, rows)
     cols, theirs = history.indices[at].astype(np.int64), history.data[at].astype(np.float64)

@@ -185,9 +185,7 @@ class Listener:
 
 def ones(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """1.0 where ``matrix`` is positive."""
-    found = sp.csr_matrix(matrix > 0, dtype=np.float64)
-    found.sort_indices()
-    return found
+    return sp.csr_matrix(matrix > 0, dtype=np.float64)
 
 
 def listener(
@@ -209,18 +207,13 @@ def listener(
     weights = sp.csr_matrix((similarities[valid], (owner, buddies[valid])), shape=(b, n))
     who = sp.csr_matrix((np.ones(len(owner)), (owner, buddies[valid])), shape=(b, n))
     heard = ones(history) if heard is None else heard
-    buddy_taste = sp.csr_matrix(weights @ vectors)
-    buddy_taste.sort_indices()
-    taste = sp.csr_matrix(queries, dtype=np.float64)
-    taste.sort_indices()
     mine = sp.csr_matrix(plays, dtype=np.float64)
-    mine.sort_indices()
     return Listener(
         plays=mine,
-        taste=taste,
+        taste=sp.csr_matrix(queries, dtype=np.float64),
         buddies=buddies,
         similarities=similarities,
-        buddy_taste=buddy_taste,
+        buddy_taste=sp.csr_matrix(weights @ vectors),
         buddy_heard=ones(who @ heard),
         heard=ones(mine),
         history=heard,
@@ -408,7 +401,6 @@ def because(
     )
     needed = np.unique(buddy)
     heard = sp.csr_matrix(who.history[needed] @ playlist.T)  # needed buddies x pairs
-    heard.sort_indices()
     shared = lookup(heard, np.searchsorted(needed, buddy), slots)
     order = np.lexsort((rank, -sims, -shared, slots))
     s, b, sh = slots[order], buddy[order], shared[order]

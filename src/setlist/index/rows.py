@@ -11,16 +11,27 @@ import scipy.sparse as sp
 def lookup(
     matrix: sp.csr_matrix, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
-    """``matrix[rows[i], cols[i]]`` for every ``i`` (0 where absent); ``matrix`` has sorted
-    indices and no duplicates."""
-    width = np.int64(matrix.shape[1])
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * width
-    keys += matrix.indices
-    wanted = np.asarray(rows, dtype=np.int64) * width + cols
-    if not len(keys):
-        return np.zeros(len(wanted))
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, matrix.data[at], 0.0).astype(np.float64)
+    """``matrix[rows[i], cols[i]]`` for every ``i`` (0 where absent; ``matrix`` without
+    duplicates): each asked row spread once over a dense scratch row, then read."""
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    order = None
+    if len(rows) > 1 and (np.diff(rows) < 0).any():
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
+    found = np.zeros(len(rows))
+    scratch = np.zeros(matrix.shape[1])
+    bounds = np.searchsorted(rows, np.arange(matrix.shape[0] + 1))
+    asked = np.flatnonzero(np.diff(bounds)).tolist()
+    bounds, indptr = bounds.tolist(), matrix.indptr
+    for r in asked:
+        start, end = bounds[r], bounds[r + 1]
+        at = matrix.indices[indptr[r] : indptr[r + 1]]
+        scratch[at] = matrix.data[indptr[r] : indptr[r + 1]]
+        found[start:end] = scratch[cols[start:end]]
+        scratch[at] = 0.0
+    if order is not None:
+        found[order] = found.copy()
+    return found
 
 
 def entries(

@@ -24,9 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setlist.bundle import ModelBundle
+from setlist.errors import ConfigError
 from setlist.index.organic_store import TOP_PICKS_META, load_organic
 from setlist.serve.answer.buddies import BuddyFinder
-from setlist.serve.answer.organic import OrganicAnswerer
+from setlist.serve.answer.organic import OrganicAnswerer, OrganicPick
 
 BLOCK = 256
 SCHEMA = pa.schema(
@@ -86,11 +87,21 @@ class _Picker:
                 detail = {"shared": b.shared, "discoveries": b.discoveries}
                 add(user, "buddy", rank, b.user_id, b.similarity, detail)
             for rank, pick in enumerate(playlists):
-                add(user, "playlist", rank, pick.playlist_id, 0.0, asdict(pick))
+                add(user, "playlist", rank, pick.playlist_id, 0.0, _detail(pick))
         return pa.Table.from_pydict(out, schema=SCHEMA)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.rows(np.asarray(batch.column("id").to_numpy(), dtype=np.int64))
+
+
+def _detail(pick: OrganicPick) -> dict[str, Any]:
+    """``asdict(pick)``, without its deep copies (millions of picks)."""
+    refs = {
+        "familiar": [{"item_id": r.item_id, "name": r.name} for r in pick.familiar],
+        "new": [{"item_id": r.item_id, "name": r.name} for r in pick.new],
+    }
+    figures = ("playlist_id", "name", "num_followers", "num_tracks")
+    return {**{k: getattr(pick, k) for k in figures}, **refs, "buddies": pick.buddies}
 
 
 def _metadata(version: str, config: TopPicksConfig) -> dict[bytes, bytes]:
@@ -106,13 +117,24 @@ def _write(table: pa.Table, out: Path, version: str, config: TopPicksConfig) -> 
     tmp.replace(out)
 
 
+def _count(users: int, limit: int | None) -> int:
+    if limit is not None and limit < 1:
+        raise ConfigError("limit must be at least 1", field="limit", value=limit)
+    return users if limit is None else min(users, limit)
+
+
 def top_picks_local(
-    bundle_dir: Path, organic_folder: Path, out: Path, config: TopPicksConfig = TopPicksConfig()
+    bundle_dir: Path,
+    organic_folder: Path,
+    out: Path,
+    config: TopPicksConfig = TopPicksConfig(),
+    limit: int | None = None,
 ) -> TopPicksResult:
-    """Every listener of the bundle, in this process."""
+    """Every listener of the bundle (the first ``limit``: a benchmark's sample), in this
+    process."""
     started = time.perf_counter()
     picker = _Picker(str(bundle_dir), str(organic_folder), config)
-    n = len(picker.bundle.users)
+    n = _count(len(picker.bundle.users), limit)
     parts = [picker.rows(np.arange(s, min(s + BLOCK, n))) for s in range(0, n, BLOCK)]
     table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
     version = picker.answerer.artifact.version
@@ -126,13 +148,14 @@ def top_picks_ray(
     out: Path,
     config: TopPicksConfig = TopPicksConfig(),
     cpus: int = 2,
+    limit: int | None = None,
 ) -> TopPicksResult:
     """The same on Ray Data: blocks of listener rows to ``cpus`` actors. Uses the running Ray
     if there is one (and leaves it running), else starts a local one and shuts it after."""
     import ray
 
     started = time.perf_counter()
-    n = len(ModelBundle.load(bundle_dir).users)
+    n = _count(len(ModelBundle.load(bundle_dir).users), limit)
     version = load_organic(organic_folder).version
     own = not ray.is_initialized()
     if own:
