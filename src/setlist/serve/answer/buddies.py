@@ -27,13 +27,13 @@ import scipy.sparse as sp
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError
 from setlist.index.buddies import (
-    Buddy,
     describe_block,
     hubness,
     idf_weights,
     nearest_block,
     weigh,
 )
+from setlist.serve.answer.labels import artist_labels, strings
 
 
 @dataclass(frozen=True)
@@ -114,23 +114,20 @@ class BuddyFinder:
         valid = rows >= 0
         owner = np.broadcast_to(np.arange(len(rows))[:, None], rows.shape)[valid]
         found = describe_block(self.bundle.seen, plays, owner, rows[valid], sims[valid])
-        out: list[list[NamedBuddy]] = [[] for _ in range(len(rows))]
-        for i, buddy in zip(owner.tolist(), found, strict=True):
-            out[i].append(self._named(buddy))
-        return out
-
-    def _named(self, buddy: Buddy) -> NamedBuddy:
-        ids, names = self.bundle.items.ids, self.bundle.item_names
-
-        def refs(rows: list[int]) -> list[tuple[str, str]]:
-            return [(str(ids[r]), str(names[r])) for r in rows]
-
-        return NamedBuddy(
-            user_id=str(self.bundle.users.ids[buddy.user]),
-            similarity=round(buddy.similarity, 6),
-            shared=refs(buddy.shared),
-            discoveries=refs(buddy.discoveries),
+        artists = artist_labels(
+            self.bundle, [c for b in found for c in (*b.shared, *b.discoveries)]
         )
+        users = strings(self.bundle.users.ids, [b.user for b in found])
+        out: list[list[NamedBuddy]] = [[] for _ in range(len(rows))]
+        for i, user, buddy in zip(owner.tolist(), users, found, strict=True):
+            named = NamedBuddy(
+                user_id=user,
+                similarity=round(buddy.similarity, 6),
+                shared=[next(artists) for _ in buddy.shared],
+                discoveries=[next(artists) for _ in buddy.discoveries],
+            )
+            out[i].append(named)
+        return out
 
     def _exact_vectors(
         self,

@@ -32,6 +32,7 @@ from setlist.index.organic import (
 )
 from setlist.index.organic_ranker import OrganicRanker, most_followed, recommend_block
 from setlist.index.organic_store import OrganicArtifact
+from setlist.serve.answer.labels import artist_labels, strings
 
 
 @dataclass(frozen=True)
@@ -144,19 +145,29 @@ class OrganicAnswerer:
         owner = np.repeat(np.arange(len(who)), [len(s) for s in slates])
         rows = np.concatenate(slates).astype(np.int64) if slates else np.zeros(0, np.int64)
         whys = because(self.linked, who, owner, rows)
-        ids, names, users = self.bundle.items.ids, self.bundle.item_names, self.bundle.users.ids
+        artists = artist_labels(self.bundle, [c for w in whys for c in (*w.familiar, *w.new)])
+        buddies = iter(strings(self.bundle.users.ids, [b for w in whys for b in w.buddies]))
         linked = self.linked
+        figures = zip(
+            strings(linked.ids, rows.tolist()),
+            strings(linked.names, rows.tolist()),
+            linked.followers[rows].astype(np.int64).tolist(),
+            linked.num_tracks[rows].astype(np.int64).tolist(),
+            strict=True,
+        )
         out: list[list[OrganicPick]] = [[] for _ in range(len(who))]
-        for i, row, why in zip(owner.tolist(), rows.tolist(), whys, strict=True):
+        for i, (pid, name, followers, tracks), why in zip(
+            owner.tolist(), figures, whys, strict=True
+        ):
             out[i].append(
                 OrganicPick(
-                    playlist_id=str(linked.ids[row]),
-                    name=str(linked.names[row]),
-                    num_followers=int(linked.followers[row]),
-                    num_tracks=int(linked.num_tracks[row]),
-                    familiar=[Ref(str(ids[c]), str(names[c])) for c in why.familiar],
-                    new=[Ref(str(ids[c]), str(names[c])) for c in why.new],
-                    buddies=[str(users[b]) for b in why.buddies],
+                    playlist_id=pid,
+                    name=name,
+                    num_followers=followers,
+                    num_tracks=tracks,
+                    familiar=[Ref(*next(artists)) for _ in why.familiar],
+                    new=[Ref(*next(artists)) for _ in why.new],
+                    buddies=[next(buddies) for _ in why.buddies],
                 )
             )
         return out
