@@ -1,22 +1,24 @@
 """`setlist top-picks` at Last.fm-360K scale: every listener's buddies and organic playlists.
 
-A synthetic world (:func:`setlist.data.synthetic.generate_world`, the ``lastfm-360k`` preset's
-shape: 359k listeners x 292k artists, ~17.5M (listener, artist) rows, 40 genres) becomes a
-popularity bundle with the listener index that serves ``GET /v1/users/{id}/buddies`` (truncated
-SVD + faiss HNSW, as ``setlist train`` builds it, but at the configured start depth of 50
-candidates: on this synthetic world (genre mixtures: many listeners nearly alike) recall@10
-against the exact pairing stays below the 0.95 gate at any depth (0.93 with every listener a
-candidate at 30k listeners), so the gate is off (``min_recall`` 0) and the recall is printed). 100k synthetic playlists are drawn like human-made ones: each from
-one listener's artists (half of them kept, so playlists follow the genre structure) plus 15
-artists by overall popularity, 1-4 tracks each. The organic ranker is a LightGBM lambdarank of
-``--trees`` trees fitted on random feature rows (it orders nothing meaningful; it costs what a
-trained one costs to predict). Then ``top_picks_local`` (and ``top_picks_ray`` with
-``--ray``) answers every listener, or the first ``--sample`` of them, with the extrapolation to
-all. Figures only, no assertions; the machine's load average is printed with them (other
-processes share its cores).
+A synthetic world (:func:`setlist.data.synthetic.generate_world` with the ``lastfm-360k``
+preset's shape: 359k listeners x 292k artists, ~17.5M (listener, artist) rows, 40 genres)
+becomes a popularity bundle with the listener index that serves ``GET /v1/users/{id}/buddies``
+(truncated SVD, ``--dims``, + faiss HNSW, as ``setlist train`` builds it) but left at its
+configured start depth of 50 candidates: on this world (genre mixtures, so many listeners are
+nearly alike) recall@10 against the exact pairing stays below the 0.95 gate at any depth (0.93
+with every listener a candidate, at 30k listeners), so the gate is off (``min_recall`` 0) and
+the measured recall is printed. 100k synthetic playlists are drawn like human-made ones: half
+of one listener's artists (so they follow the genre structure) plus 15 artists by overall
+popularity, 1-4 tracks each (~38 distinct artists a playlist). The organic ranker is a LightGBM
+lambdarank of ``--trees`` (200) trees fitted on random feature rows: it orders nothing
+meaningful but costs what a trained one costs to predict. Then ``top_picks_local`` (and
+``top_picks_ray`` with ``--ray``) answers every listener, or the first ``--sample``, and the
+rate is extrapolated to all (start-up, loading the bundle and linking the playlists, included
+in the sample's time). Figures only, no assertions; the load average is printed with them
+(other processes share the machine's cores).
 
     PYTHONPATH=src:. .venv/bin/python benchmarks/top_picks.py              # 359k x 100k
-    PYTHONPATH=src:. .venv/bin/python benchmarks/top_picks.py --sample 20000 --ray
+    PYTHONPATH=src:. .venv/bin/python benchmarks/top_picks.py --sample 20000 --ray --work DIR
 """
 
 from __future__ import annotations
