@@ -281,24 +281,24 @@ def top_of_rows(
     scores: sp.csr_matrix, n: int, ties: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """:func:`top` of each row of sparse ``scores``: ``(row, column)`` pairs, best first."""
-    owner = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
-    cols, values = scores.indices.astype(np.int64), scores.data
-    keep = values > 0
-    owner, cols, values = owner[keep], cols[keep], values[keep]
-    counts = np.bincount(owner, minlength=scores.shape[0])
-    crowded = np.flatnonzero(counts > n)
-    if len(crowded):  # only what can reach a row's top n needs sorting: values >= its n-th
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        floor = np.full(scores.shape[0], -np.inf)
-        for r in crowded.tolist():
-            part = values[starts[r] : starts[r + 1]]
-            floor[r] = np.partition(part, len(part) - n)[len(part) - n]
-        keep = values >= floor[owner]
-        owner, cols, values = owner[keep], cols[keep], values[keep]
-    order = np.lexsort((cols, -ties[cols], -values, owner))
-    owner, cols = owner[order], cols[order]
-    keep = np.arange(len(owner)) - np.searchsorted(owner, owner) < n
-    return owner[keep], cols[keep]
+    owners, picked = [], []
+    indptr = scores.indptr.tolist()
+    for r in range(scores.shape[0]):
+        values, cols = (
+            scores.data[indptr[r] : indptr[r + 1]],
+            scores.indices[indptr[r] : indptr[r + 1]],
+        )
+        keep = values > 0
+        if len(values) > n:  # only what can reach the top n needs sorting: values >= the n-th
+            floor = np.partition(values, len(values) - n)[len(values) - n]
+            keep &= values >= floor
+        cols, values = cols[keep].astype(np.int64), values[keep]
+        best = cols[np.lexsort((cols, -ties[cols], -values))[:n]]
+        owners.append(np.full(len(best), r, dtype=np.int64))
+        picked.append(best)
+    if not picked:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(owners), np.concatenate(picked)
 
 
 def top(
