@@ -102,6 +102,15 @@ def test_the_table_is_what_the_routes_answer(made: tuple[Path, Path, Path]) -> N
     _assert_the_api_answers_the_table(out, bundle_dir, home)
 
 
+def test_without_a_listener_index_the_table_is_what_the_routes_answer(tmp_path: Path) -> None:
+    bundle_dir = save_bundle(tmp_path / "bundle")  # buddies by exact search
+    assert ModelBundle.load(bundle_dir).listeners is None
+    organic = save_organic_version(tmp_path / "home" / "organic")
+    out = tmp_path / "exact.parquet"
+    top_picks_local(bundle_dir, organic, out, CONFIG)
+    _assert_the_api_answers_the_table(out, bundle_dir, tmp_path / "home")
+
+
 def test_the_api_serves_the_table_while_fresh_and_computes_otherwise(
     made: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
