@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +111,17 @@ class LinkedPlaylists:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def binary_by_artist(self) -> sp.csr_matrix:
+        """``binary`` transposed (artists x playlists), made once: every product with a block
+        of listeners needs it."""
+        return sp.csr_matrix(self.binary.T)
+
+    @cached_property
+    def unit_by_artist(self) -> sp.csr_matrix:
+        """``unit`` transposed (artists x playlists), made once."""
+        return sp.csr_matrix(self.unit.T)
 
     def row(self, playlist_id: str) -> int | None:
         found = np.flatnonzero(self.ids == playlist_id)
@@ -258,7 +270,7 @@ def seed_listener(
 
 def raw_overlap(linked: LinkedPlaylists, who: Listener) -> sp.csr_matrix:
     """How many of each listener's artists each playlist holds (listeners x playlists)."""
-    return sp.csr_matrix(who.heard @ linked.binary.T)
+    return sp.csr_matrix(who.heard @ linked.binary_by_artist)
 
 
 def candidates(
@@ -267,7 +279,7 @@ def candidates(
     """For each listener of the block, the ``n`` playlists sharing most artists with them (ties:
     most followed) and the ``n`` their buddies' taste points to most: ``(listener, playlist)``
     pairs, by listener then playlist."""
-    affinity = sp.csr_matrix(who.buddy_taste @ linked.unit.T)
+    affinity = sp.csr_matrix(who.buddy_taste @ linked.unit_by_artist)
     owners, rows = [], []
     for scores in (raw_overlap(linked, who), affinity):
         owner, picked = top_of_rows(scores, n, linked.followers)

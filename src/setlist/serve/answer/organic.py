@@ -69,6 +69,7 @@ class OrganicAnswerer:
     def build(cls, artifact: OrganicArtifact, bundle: ModelBundle) -> OrganicAnswerer:
         history = sp.csr_matrix(bundle.seen, dtype=np.float64)
         linked = link(artifact.table, [str(n) for n in bundle.item_names.tolist()])
+        linked.binary_by_artist, linked.unit_by_artist  # noqa: B018 - made once, here
         vectors = taste_vectors(history)
         ranker = artifact.ranker
         if artifact.champion != "ranker":  # the better reference serves: raw overlap order
