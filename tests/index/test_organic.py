@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from setlist.errors import ConfigError, DataError
-from setlist.index.buddies import hubness, taste_vectors
+from setlist.index.buddies import hubness, nearest_block, taste_vectors
 from setlist.index.organic import (
     FEATURES,
     because,
     candidates,
     features,
     link,
+    listener,
     listener_of_row,
     matched_share,
     normalise,
@@ -25,6 +26,7 @@ from setlist.index.organic_ranker import (
     OrganicRanker,
     RankerConfig,
     most_followed,
+    recommend_block,
     recommend_playlists,
 )
 from setlist.index.organic_store import latest_version, load_organic, save_organic
@@ -62,15 +64,17 @@ def test_playlists_become_track_counts_over_the_catalogue_artists() -> None:
 def test_candidates_come_from_overlap_and_buddies() -> None:
     linked = link(table(), ARTISTS)
     who = _who(0)  # Killers, Muse, Radiohead; buddy 1 (Killers, Muse, Coldplay)
-    assert 1 in who.buddies.tolist()
-    assert raw_overlap(linked, who).tolist() == [2, 0, 1, 2, 0]
-    found = candidates(linked, who, n=10).tolist()
+    assert 1 in who.buddies[0].tolist()
+    assert raw_overlap(linked, who).toarray()[0].tolist() == [2, 0, 1, 2, 0]
+    owner, rows = candidates(linked, who, n=10)
+    assert set(owner.tolist()) == {0}
+    found = rows.tolist()
     assert 0 in found and 3 in found and 2 in found and 4 not in found
 
 
 def test_features_describe_familiarity_novelty_and_popularity() -> None:
     linked = link(table(), ARTISTS)
-    x = features(linked, _who(0), np.array([0, 1, 3]))
+    x = features(linked, _who(0), np.zeros(3, dtype=np.int64), np.array([0, 1, 3]))
     assert x.shape == (3, len(FEATURES))
     col = {name: x[:, i] for i, name in enumerate(FEATURES)}
     assert col["overlap_artists"].tolist() == [2, 0, 2]
@@ -83,7 +87,7 @@ def test_features_describe_familiarity_novelty_and_popularity() -> None:
 
 def test_reasons_name_loved_and_new_artists_and_the_buddies() -> None:
     linked = link(table(), ARTISTS)
-    why = because(linked, _who(0), 0)
+    (why,) = because(linked, _who(0), np.zeros(1, dtype=np.int64), np.array([0]))
     assert why.familiar == [ARTISTS.index("The Killers"), ARTISTS.index("Muse")]
     assert why.new == [ARTISTS.index("Coldplay")]
     assert why.buddies[0] == 1
@@ -105,13 +109,41 @@ def test_serendipity_trades_familiar_playlists_for_new_ones() -> None:
     linked = link(table(), ARTISTS)
     who = _who(0)
     ranker = OrganicRanker()
-    rows = candidates(linked, who, 10)
-    novelty = dict(zip(rows.tolist(), features(linked, who, rows)[:, 4].tolist(), strict=True))
+    owner, rows = candidates(linked, who, 10)
+    x = features(linked, who, owner, rows)
+    novelty = dict(zip(rows.tolist(), x[:, 4].tolist(), strict=True))
     safe = recommend_playlists(ranker, linked, who, k=2, serendipity=0.0).tolist()
     bold = recommend_playlists(ranker, linked, who, k=2, serendipity=1.0).tolist()
     assert sum(novelty[r] for r in bold) > sum(novelty[r] for r in safe)
     with pytest.raises(ConfigError, match="serendipity"):
         recommend_playlists(ranker, linked, who, k=1, serendipity=1.5)
+
+
+def test_a_block_of_listeners_gets_what_each_gets_alone() -> None:
+    """top picks asks with blocks, the route with one listener: the answers must agree."""
+    linked = link(table(), ARTISTS)
+    h = history()
+    vectors = taste_vectors(h)
+    hubs = hubness(vectors)
+    users = np.arange(h.shape[0])
+    found, sims = nearest_block(vectors, vectors[users], 3, users.tolist(), hubs)
+    block = listener(h, vectors, vectors[users], h[users], found, sims)
+    ranker = OrganicRanker()
+    slates = recommend_block(ranker, linked, block, k=3, serendipity=0.3)
+    owner, rows = candidates(linked, block, 10)
+    x = features(linked, block, owner, rows)
+    for user in users.tolist():
+        alone = _who(user)
+        assert alone.buddies.tolist() == block.buddies[[user]].tolist()
+        mine = owner == user
+        one, theirs = candidates(linked, alone, 10)
+        assert theirs.tolist() == rows[mine].tolist()
+        assert features(linked, alone, one, theirs).tolist() == x[mine].tolist()
+        slate = recommend_playlists(ranker, linked, alone, k=3, serendipity=0.3)
+        assert slate.tolist() == slates[user].tolist()
+        picked = np.asarray(slate, dtype=np.int64)
+        whys = because(linked, block, np.full(len(picked), user), picked)
+        assert whys == because(linked, alone, np.zeros(len(picked), dtype=np.int64), picked)
 
 
 def test_the_ranker_learns_an_order_and_survives_a_round_trip(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from setlist.index.organic import (
     Listener,
     features,
     listener_of_row,
+    ones,
     raw_overlap,
     top,
 )
@@ -83,7 +84,7 @@ def slate_metrics(
     want = truth.astype(bool) & reachable
     tracks = linked.tracks[rows]
     size = np.maximum(linked.num_tracks[rows], np.asarray(tracks.sum(axis=1)).ravel())
-    heard_tracks = tracks @ who.heard.astype(np.float64)
+    heard_tracks = tracks @ who.heard.toarray().ravel()
     return {
         "hit_rate": float(((binary @ truth) > 0).mean()) if len(rows) else 0.0,
         "discovery_recall": float((want & covered).sum() / want.sum()) if want.any() else np.nan,
@@ -134,13 +135,15 @@ def evaluate_organic(
     playlist: the ranker's (serendipity 0), the most followed and raw overlap's."""
     reachable = np.asarray(linked.binary.sum(axis=0)).ravel() > 0
     popular = most_followed(linked, k).tolist()
+    heard = ones(split.visible)
     evaluation = OrganicEvaluation([], {s: {m: [] for m in METRICS} for s in _SOURCES})
     for user in users.tolist():
         heldout = split.heldout[user].toarray().ravel()
         if not ((heldout > 0) & reachable).any():
             continue
-        who = listener_of_row(split.visible, vectors, user, hubs, ranker.config.n_buddies)
-        overlap = top(raw_overlap(linked, who), k, linked.followers).tolist()
+        n_buddies = ranker.config.n_buddies
+        who = listener_of_row(split.visible, vectors, user, hubs, n_buddies, heard)
+        overlap = top(raw_overlap(linked, who).toarray().ravel(), k, linked.followers).tolist()
         overlap += [r for r in popular if r not in overlap][: k - len(overlap)]
         slates = {
             RANKER: recommend_playlists(ranker, linked, who, k).tolist(),
@@ -174,11 +177,13 @@ def feedback_auc(
     """Per listener whose feedback has two grades or more: the share of (better, worse) pairs of
     their playlists that the ranker orders the same way (ties count half); 0.5 is chance."""
     out = []
+    heard = ones(history)
     for f in feedback:
         if len(np.unique(f.labels)) < 2:
             continue
-        who = listener_of_row(history, vectors, f.user, hubs, ranker.config.n_buddies)
-        score = ranker.score(features(linked, who, f.playlists))
+        who = listener_of_row(history, vectors, f.user, hubs, ranker.config.n_buddies, heard)
+        owner = np.zeros(len(f.playlists), dtype=np.int64)  # a block of one listener
+        score = ranker.score(features(linked, who, owner, f.playlists))
         better = f.labels[:, None] > f.labels[None, :]
         right = (score[:, None] > score[None, :]) + 0.5 * (score[:, None] == score[None, :])
         out.append(float(right[better].mean()))

@@ -16,10 +16,13 @@ that way).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from setlist.index.rows import entries, firsts, lookup, split
 
 
 def idf_weights(history: sp.csr_matrix, idf_power: float = 1.0) -> np.ndarray:
@@ -95,6 +98,24 @@ def nearest(
     return top.astype(np.int64), cosines[top]
 
 
+def nearest_block(
+    vectors: sp.csr_matrix,
+    queries: sp.csr_matrix,
+    k: int,
+    exclude: Sequence[int | None],
+    hubs: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest` for each row of ``queries`` (never row ``exclude[i]``): ``(queries x k)``
+    rows, best first, padded with -1 (similarity 0)."""
+    b = queries.shape[0]
+    rows = np.full((b, k), -1, dtype=np.int64)
+    sims = np.zeros((b, k), dtype=np.float64)
+    for i in range(b):
+        found, cosines = nearest(vectors, queries[i], k, exclude=exclude[i], hubs=hubs)
+        rows[i, : len(found)], sims[i, : len(found)] = found, cosines
+    return rows, sims
+
+
 def buddies(
     history: sp.csr_matrix,
     vectors: sp.csr_matrix,
@@ -110,33 +131,45 @@ def buddies(
     if not 0 <= user < vectors.shape[0]:
         raise IndexError(f"user {user} out of range")
     rows, sims = nearest(vectors, vectors[user], k, exclude=user, hubs=hubs)
-    return describe(history, history[user].toarray().ravel(), rows, sims, n_shared, n_discoveries)
+    owner = np.zeros(len(rows), dtype=np.int64)
+    mine = sp.csr_matrix(history)[[user]]
+    return describe_block(history, mine, owner, rows, sims, n_shared, n_discoveries)
 
 
-def describe(
+def describe_block(
     history: sp.csr_matrix,
-    mine: np.ndarray,
+    plays: sp.csr_matrix,
+    owner: np.ndarray,
     rows: np.ndarray,
     sims: np.ndarray,
     n_shared: int = 5,
     n_discoveries: int = 5,
 ) -> list[Buddy]:
-    """Buddies ``rows`` (with their similarities) of a listener whose plays are ``mine`` (dense,
-    one per artist): the artists both love most (``shared``, ranked by the smaller of the two
-    weights, ties by the buddy's) and what the buddy loves that the listener has not heard
-    (``discoveries``)."""
+    """Buddy ``rows[i]`` (similarity ``sims[i]``) of listener ``owner[i]``, whose plays are row
+    ``owner[i]`` of ``plays``: the artists both love most (``shared``, ranked by the smaller of
+    the two weights, ties by the buddy's) and what the buddy loves that the listener has not
+    heard (``discoveries``)."""
     history = sp.csr_matrix(history)
-    out = []
-    for row, sim in zip(rows.tolist(), sims.tolist(), strict=True):
-        start, end = history.indptr[row], history.indptr[row + 1]
-        cols, theirs = history.indices[start:end], history.data[start:end]
-        keep = theirs > 0
-        cols, theirs = cols[keep], theirs[keep]
-        heard = mine[cols] > 0
-        both, weight = cols[heard], np.minimum(mine[cols[heard]], theirs[heard])
-        # ties (a new listener's seeds are one play each) go to what the buddy plays most
-        both = both[np.lexsort((both, -theirs[heard], -weight))]
-        new, loved = cols[~heard], theirs[~heard]
-        new = new[np.lexsort((new, -loved))]
-        out.append(Buddy(row, float(sim), both[:n_shared].tolist(), new[:n_discoveries].tolist()))
-    return out
+    plays = sp.csr_matrix(plays, dtype=np.float64)
+    plays.sum_duplicates()
+    rows, owner = np.asarray(rows, dtype=np.int64), np.asarray(owner, dtype=np.int64)
+    pair, at = entries(history, rows)
+    cols, theirs = history.indices[at].astype(np.int64), history.data[at].astype(np.float64)
+    keep = theirs > 0
+    pair, cols, theirs = pair[keep], cols[keep], theirs[keep]
+    mine = lookup(plays, owner[pair], cols)
+    heard = mine > 0
+    weight = np.minimum(mine, theirs)
+    # ties (a new listener's seeds are one play each) go to what the buddy plays most
+    order = np.lexsort((cols, -theirs, -weight, ~heard, pair))
+    p, h = pair[order], heard[order]
+    keep = h & firsts(p * 2 + ~h, n_shared)
+    both = split(p[keep], cols[order][keep], len(rows))
+    order = np.lexsort((cols, -theirs, heard, pair))
+    p, h = pair[order], heard[order]
+    keep = ~h & firsts(p * 2 + h, n_discoveries)
+    new = split(p[keep], cols[order][keep], len(rows))
+    return [
+        Buddy(int(r), float(s), b, d)
+        for r, s, b, d in zip(rows.tolist(), np.asarray(sims).tolist(), both, new, strict=True)
+    ]

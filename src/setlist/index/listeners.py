@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -138,40 +139,60 @@ class ListenerIndex:
         return recall_at_k(found, truth)
 
     def query(self, plays: sp.csr_matrix) -> sp.csr_matrix:
-        """The taste vector (1 x artists) of a listener with these play counts (as
-        :func:`setlist.index.buddies.weigh`, for one row without its matrix bookkeeping)."""
-        row = sp.csr_matrix(plays)
-        row.sum_duplicates()
-        if row.shape[0] != 1:
-            return weigh(row, self.idf)
-        if row.nnz and float(row.data.min()) < 0:
+        """The taste vectors (listeners x artists) of listeners with these play counts (as
+        :func:`setlist.index.buddies.weigh`, row by row without its matrix bookkeeping)."""
+        rows = sp.csr_matrix(plays)
+        rows.sum_duplicates()
+        if rows.nnz and float(rows.data.min()) < 0:
             raise ValueError("history: play counts must not be negative")
-        data = np.log1p(row.data.astype(np.float64)) * self.idf[row.indices]
-        norm = float(np.sqrt(data @ data)) or 1.0
-        indptr = np.array([0, len(data)], dtype=row.indptr.dtype)
-        return sp.csr_matrix((data / norm, row.indices.copy(), indptr), shape=row.shape)
+        data = np.log1p(rows.data.astype(np.float64)) * self.idf[rows.indices]
+        owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        norms = np.sqrt(np.bincount(owner, data * data, minlength=rows.shape[0]))
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(
+            (data / norms[owner], rows.indices.copy(), rows.indptr.copy()), shape=rows.shape
+        )
 
     def search(
         self, query: sp.csr_matrix, k: int, exclude: int | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """The ``k`` listeners nearest the taste vector ``query`` (1 x artists, normalised),
         best first, never ``exclude`` nor one sharing nothing: rows and plain cosines."""
-        query = sp.csr_matrix(query)
-        weights = query.data.astype(np.float32)
-        probe = np.append(weights @ self.components[query.indices], np.float32(1.0))
-        depth = max(self.candidates, k) + (exclude is not None)
-        rows, _ = self.index.search_one(probe, depth)
+        rows, cosines = self.search_block(query, k, None if exclude is None else [exclude])
+        keep = rows[0] >= 0
+        return rows[0][keep], cosines[0][keep]
+
+    def search_block(
+        self, queries: sp.csr_matrix, k: int, exclude: Sequence[int | None] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """:meth:`search` for each row of ``queries`` (``exclude``: one row or None per query)
+        in one index search: ``(queries x k)`` rows, best first, padded with -1 (cosine 0)."""
+        queries = sp.csr_matrix(queries)
+        b = queries.shape[0]
+        banned = np.full(b, -1, dtype=np.int64)
         if exclude is not None:
-            rows = rows[rows != exclude]
-        rows = rows[rows >= 0]
-        dense = np.zeros(self.vectors.shape[1], dtype=np.float64)
-        dense[query.indices] = query.data
-        cosines = np.asarray(self.vectors[rows] @ dense, dtype=np.float64)
+            banned[:] = [-1 if e is None else e for e in exclude]
+        probes = np.ones((b, self.dims + 1), dtype=np.float32)
+        probes[:, :-1] = queries.astype(np.float32) @ self.components
+        depth = max(self.candidates, k) + bool((banned >= 0).any())
+        found, _ = self.index.search(probes, depth)
+        owner = np.repeat(np.arange(b), found.shape[1])
+        rows = found.ravel()
+        keep = (rows >= 0) & (rows != banned[owner])
+        owner, rows = owner[keep], rows[keep]
+        cosines = np.asarray(self.vectors[rows].multiply(queries[owner]).sum(axis=1)).ravel()
         scores = cosines - self.hub_weight * self.hubs[rows]
         keep = cosines > 0
-        rows, cosines, scores = rows[keep], cosines[keep], scores[keep]
-        order = np.lexsort((rows, -scores))[:k]
-        return rows[order].astype(np.int64), cosines[order]
+        owner, rows, cosines, scores = owner[keep], rows[keep], cosines[keep], scores[keep]
+        order = np.lexsort((rows, -scores, owner))
+        owner, rows, cosines = owner[order], rows[order], cosines[order]
+        rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+        keep = rank < k
+        out_rows = np.full((b, k), -1, dtype=np.int64)
+        out_cos = np.zeros((b, k), dtype=np.float64)
+        out_rows[owner[keep], rank[keep]] = rows[keep]
+        out_cos[owner[keep], rank[keep]] = cosines[keep]
+        return out_rows, out_cos
 
     def describe(self) -> dict[str, Any]:
         """What the bundle's metadata records about the listener index."""

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from setlist.errors import DataError
-from setlist.index.buddies import nearest
+from setlist.index.buddies import nearest_block
+from setlist.index.rows import entries, firsts, lookup, split
 
 FEATURES = (
     "familiarity",  # share of the playlist's tracks by artists the listener plays, play-weighted
@@ -110,6 +112,17 @@ class LinkedPlaylists:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @cached_property
+    def binary_by_artist(self) -> sp.csr_matrix:
+        """``binary`` transposed (artists x playlists), made once: every product with a block
+        of listeners needs it."""
+        return sp.csr_matrix(self.binary.T)
+
+    @cached_property
+    def unit_by_artist(self) -> sp.csr_matrix:
+        """``unit`` transposed (artists x playlists), made once."""
+        return sp.csr_matrix(self.unit.T)
+
     def row(self, playlist_id: str) -> int | None:
         found = np.flatnonzero(self.ids == playlist_id)
         return int(found[0]) if len(found) else None
@@ -134,10 +147,12 @@ def link(table: PlaylistTable, artist_names: Sequence[str]) -> LinkedPlaylists:
         dtype=np.float64,
     )
     tracks.sum_duplicates()
+    tracks.sort_indices()
     binary = sp.csr_matrix(tracks, copy=True)
     binary.data = np.ones_like(binary.data)
     norms = np.sqrt(np.asarray(binary.sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
+    scale = np.repeat(1.0 / norms, np.diff(binary.indptr))  # the same entries as ``tracks``
     frame = table.playlists
     return LinkedPlaylists(
         ids=ids,
@@ -147,7 +162,7 @@ def link(table: PlaylistTable, artist_names: Sequence[str]) -> LinkedPlaylists:
         num_artists=frame.get_column("num_artists").to_numpy().astype(np.float64),
         tracks=tracks,
         binary=binary,
-        unit=sp.csr_matrix(sp.diags(1.0 / norms) @ binary),
+        unit=sp.csr_matrix((binary.data * scale, binary.indices, binary.indptr), binary.shape),
         linked_artists=float(found.mean()) if len(found) else 0.0,
     )
 
@@ -163,46 +178,57 @@ def matched_share(history: sp.csr_matrix, linked: LinkedPlaylists) -> float:
 
 @dataclass(frozen=True)
 class Listener:
-    """One listener as the playlists see them: plays over the artists (dense), their taste vector
-    and their buddies (rows of the listeners' history) with similarities."""
+    """A block of listeners (one row each; the route asks with a block of one) as the
+    playlists see them: their plays and taste vectors over the artists, and their buddies (rows
+    of the listeners' ``history``, best first, -1 past the last) with similarities."""
 
-    plays: npt.NDArray[np.float64]
-    taste: npt.NDArray[np.float64]
-    buddies: npt.NDArray[np.int64]
-    similarities: npt.NDArray[np.float64]
-    buddy_taste: npt.NDArray[np.float64]  # similarity-weighted sum of the buddies' taste
-    buddy_heard: npt.NDArray[np.bool_]  # artists some buddy has heard
-    buddy_plays: npt.NDArray[np.bool_]  # buddies x artists: who has heard what
+    plays: sp.csr_matrix
+    taste: sp.csr_matrix
+    buddies: npt.NDArray[np.int64]  # listeners x n_buddies, -1 past the last buddy
+    similarities: npt.NDArray[np.float64]  # the same shape, 0 past the last buddy
+    buddy_taste: sp.csr_matrix  # similarity-weighted sum of the buddies' taste
+    buddy_heard: sp.csr_matrix  # 1 on the artists some buddy has heard
+    heard: sp.csr_matrix  # 1 on the artists the listener has heard
+    history: sp.csr_matrix  # the listeners' history, 1 where heard (the buddies' rows)
 
-    @property
-    def heard(self) -> npt.NDArray[np.bool_]:
-        result: npt.NDArray[np.bool_] = self.plays > 0
-        return result
+    def __len__(self) -> int:
+        return int(self.plays.shape[0])
+
+
+def ones(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """1.0 where ``matrix`` is positive."""
+    return sp.csr_matrix(matrix > 0, dtype=np.float64)
 
 
 def listener(
     history: sp.csr_matrix,
     vectors: sp.csr_matrix,
-    query: sp.csr_matrix,
-    plays: npt.NDArray[np.float64],
-    *,
-    exclude: int | None,
-    hubs: npt.NDArray[np.float64] | None,
-    n_buddies: int = 20,
+    queries: sp.csr_matrix,
+    plays: sp.csr_matrix,
+    buddies: npt.NDArray[np.int64],
+    similarities: npt.NDArray[np.float64],
+    heard: sp.csr_matrix | None = None,
 ) -> Listener:
-    """A :class:`Listener` from their ``plays`` and one-row taste ``query``; buddies are the
-    ``n_buddies`` nearest rows of ``vectors`` (never row ``exclude``)."""
-    rows, sims = nearest(vectors, query, n_buddies, exclude=exclude, hubs=hubs)
-    theirs = history[rows].toarray() > 0
-    buddy_taste = np.asarray(vectors[rows].T @ sims).ravel() if len(rows) else plays * 0.0
+    """The :class:`Listener` block of listeners with these ``plays`` and taste ``queries`` (rows)
+    whose buddies (rows of ``history`` and ``vectors``) are already found; ``heard`` is
+    ``history`` as 1 where heard (made here when not given)."""
+    b = plays.shape[0]
+    valid = buddies >= 0
+    owner = np.broadcast_to(np.arange(b)[:, None], buddies.shape)[valid]
+    n = history.shape[0]
+    weights = sp.csr_matrix((similarities[valid], (owner, buddies[valid])), shape=(b, n))
+    who = sp.csr_matrix((np.ones(len(owner)), (owner, buddies[valid])), shape=(b, n))
+    heard = ones(history) if heard is None else heard
+    mine = sp.csr_matrix(plays, dtype=np.float64)
     return Listener(
-        plays=plays,
-        taste=np.asarray(query.todense()).ravel(),
-        buddies=rows,
-        similarities=sims,
-        buddy_taste=buddy_taste,
-        buddy_heard=theirs.any(axis=0),
-        buddy_plays=theirs,
+        plays=mine,
+        taste=sp.csr_matrix(queries, dtype=np.float64),
+        buddies=buddies,
+        similarities=similarities,
+        buddy_taste=sp.csr_matrix(weights @ vectors),
+        buddy_heard=ones(who @ heard),
+        heard=ones(mine),
+        history=heard,
     )
 
 
@@ -212,14 +238,15 @@ def listener_of_row(
     row: int,
     hubs: npt.NDArray[np.float64] | None,
     n_buddies: int = 20,
+    heard: sp.csr_matrix | None = None,
 ) -> Listener:
-    """Row ``row`` of the listeners' ``history`` as a :class:`Listener`."""
+    """Row ``row`` of the listeners' ``history`` as a :class:`Listener` of one, its buddies by
+    the exact pairing (``heard``: :func:`ones` of ``history``, made when not given)."""
     if not 0 <= row < history.shape[0]:
         raise DataError(f"listener row {row} out of range", field="user", value=row)
-    plays = history[row].toarray().ravel().astype(np.float64)
-    return listener(
-        history, vectors, vectors[row], plays, exclude=row, hubs=hubs, n_buddies=n_buddies
-    )
+    query = vectors[[row]]
+    found, sims = nearest_block(vectors, query, n_buddies, [row], hubs)
+    return listener(history, vectors, query, history[[row]], found, sims, heard)
 
 
 def seed_listener(
@@ -237,21 +264,53 @@ def seed_listener(
     taste = np.log1p(plays) * np.log((history.shape[0] + 1.0) / (listeners + 1.0))
     norm = float(np.linalg.norm(taste))
     query = sp.csr_matrix(taste / norm if norm > 0 else taste)
-    return listener(history, vectors, query, plays, exclude=None, hubs=hubs, n_buddies=n_buddies)
+    found, sims = nearest_block(vectors, query, n_buddies, [None], hubs)
+    return listener(history, vectors, query, sp.csr_matrix(plays), found, sims)
 
 
-def raw_overlap(linked: LinkedPlaylists, who: Listener) -> npt.NDArray[np.float64]:
-    """How many of the listener's artists each playlist holds."""
-    return np.asarray(linked.binary @ who.heard.astype(np.float64), dtype=np.float64)
+def raw_overlap(linked: LinkedPlaylists, who: Listener) -> sp.csr_matrix:
+    """How many of each listener's artists each playlist holds (listeners x playlists)."""
+    return sp.csr_matrix(who.heard @ linked.binary_by_artist)
 
 
-def candidates(linked: LinkedPlaylists, who: Listener, n: int = 100) -> npt.NDArray[np.int64]:
-    """The ``n`` playlists sharing most artists with the listener (ties: most followed) and the
-    ``n`` their buddies' taste points to most, in one sorted array."""
-    overlap = raw_overlap(linked, who)
-    affinity = np.asarray(linked.unit @ who.buddy_taste, dtype=np.float64)
-    picked = [top(overlap, n, linked.followers), top(affinity, n, linked.followers)]
-    return np.unique(np.concatenate(picked)).astype(np.int64)
+def candidates(
+    linked: LinkedPlaylists, who: Listener, n: int = 100
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For each listener of the block, the ``n`` playlists sharing most artists with them (ties:
+    most followed) and the ``n`` their buddies' taste points to most: ``(listener, playlist)``
+    pairs, by listener then playlist."""
+    affinity = sp.csr_matrix(who.buddy_taste @ linked.unit_by_artist)
+    owners, rows = [], []
+    for scores in (raw_overlap(linked, who), affinity):
+        owner, picked = top_of_rows(scores, n, linked.followers)
+        owners.append(owner)
+        rows.append(picked)
+    keys = np.unique(np.concatenate(owners) * len(linked) + np.concatenate(rows))
+    return keys // len(linked), keys % len(linked)
+
+
+def top_of_rows(
+    scores: sp.csr_matrix, n: int, ties: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`top` of each row of sparse ``scores``: ``(row, column)`` pairs, best first."""
+    owners, picked = [], []
+    indptr = scores.indptr.tolist()
+    for r in range(scores.shape[0]):
+        values, cols = (
+            scores.data[indptr[r] : indptr[r + 1]],
+            scores.indices[indptr[r] : indptr[r + 1]],
+        )
+        keep = values > 0
+        if len(values) > n:  # only what can reach the top n needs sorting: values >= the n-th
+            floor = np.partition(values, len(values) - n)[len(values) - n]
+            keep &= values >= floor
+        cols, values = cols[keep].astype(np.int64), values[keep]
+        best = cols[np.lexsort((cols, -ties[cols], -values))[:n]]
+        owners.append(np.full(len(best), r, dtype=np.int64))
+        picked.append(best)
+    if not picked:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(owners), np.concatenate(picked)
 
 
 def top(
@@ -264,32 +323,49 @@ def top(
 
 
 def features(
-    linked: LinkedPlaylists, who: Listener, rows: npt.NDArray[np.int64]
+    linked: LinkedPlaylists,
+    who: Listener,
+    owner: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
-    """The :data:`FEATURES` of the listener with each playlist of ``rows`` (rows x 12)."""
-    tracks, binary, unit = linked.tracks[rows], linked.binary[rows], linked.unit[rows]
-    heard = who.heard.astype(np.float64)
-    weight = np.log1p(np.maximum(who.plays, 0.0))
-    weight = weight / weight.max() if weight.max() > 0 else weight
-    size = np.maximum(linked.num_tracks[rows], np.asarray(tracks.sum(axis=1)).ravel())
-    size = np.maximum(size, 1.0)
-    artists = np.maximum(linked.num_artists[rows], np.asarray(binary.sum(axis=1)).ravel())
-    artists = np.maximum(artists, 1.0)
-    overlap = binary @ heard
+    """The :data:`FEATURES` of listener ``owner[i]`` of the block with playlist ``rows[i]``
+    (pairs x 12), over each playlist's artists."""
+    pair, at = entries(linked.tracks, rows)
+    cols, counts, unit = linked.tracks.indices[at], linked.tracks.data[at], linked.unit.data[at]
+    mine = owner[pair]
+    plays = lookup(who.plays, mine, cols)
+    heard = (plays > 0).astype(np.float64)
+    taste = lookup(who.taste, mine, cols)
+    buddy_taste = lookup(who.buddy_taste, mine, cols)
+    buddy_heard = lookup(who.buddy_heard, mine, cols)
+    loudest = np.zeros(len(who))
+    if who.plays.nnz:
+        listened = np.repeat(np.arange(len(who)), np.diff(who.plays.indptr))
+        np.maximum.at(loudest, listened, np.log1p(np.maximum(who.plays.data, 0.0)))
+    weight = np.log1p(np.maximum(plays, 0.0))
+    weight = np.where(loudest[mine] > 0, weight / np.where(loudest[mine] > 0, loudest[mine], 1), 0)
+
+    def per_pair(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.bincount(pair, values, minlength=len(rows)).astype(np.float64)
+
+    distinct = np.diff(linked.tracks.indptr)[rows].astype(np.float64)
+    size = np.maximum(np.maximum(linked.num_tracks[rows], per_pair(counts)), 1.0)
+    artists = np.maximum(np.maximum(linked.num_artists[rows], distinct), 1.0)
+    overlap = per_pair(heard)
     return np.column_stack(
         [
-            (tracks @ weight) / size,
+            per_pair(counts * weight) / size,
             overlap,
             overlap / artists,
-            unit @ who.taste,
-            1.0 - (tracks @ heard) / size,
+            per_pair(unit * taste),
+            1.0 - per_pair(counts * heard) / size,
             np.log1p(artists),
             np.log1p(linked.followers[rows]),
             np.log1p(size),
-            unit @ who.buddy_taste,
-            unit @ (who.buddy_taste * (1.0 - heard)),
-            (binary @ who.buddy_heard.astype(np.float64)) / artists,
-            np.asarray(binary.sum(axis=1)).ravel() / artists,
+            per_pair(unit * buddy_taste),
+            per_pair(unit * buddy_taste * (1.0 - heard)),
+            per_pair(buddy_heard) / artists,
+            distinct / artists,
         ]
     ).astype(np.float64)
 
@@ -301,20 +377,50 @@ class Because:
     buddies: list[int]  # buddies (history rows) who play the playlist's artists, most first
 
 
-def because(linked: LinkedPlaylists, who: Listener, row: int, n: int = 5) -> Because:
-    """Why playlist ``row`` suits the listener: the artists they love in it, the new ones (those
-    their buddies' taste weighs most first, then by tracks) and the buddies who play its artists
-    (most of them first, then the nearest)."""
-    start, end = linked.tracks.indptr[row], linked.tracks.indptr[row + 1]
-    cols, counts = linked.tracks.indices[start:end], linked.tracks.data[start:end]
-    mine = who.plays[cols]
+def because(
+    linked: LinkedPlaylists,
+    who: Listener,
+    owner: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    n: int = 5,
+) -> list[Because]:
+    """Why playlist ``rows[i]`` suits listener ``owner[i]`` of the block: the artists they love
+    in it, the new ones (those their buddies' taste weighs most first, then by tracks) and the
+    buddies who play its artists (most of them first, then the nearest)."""
+    pair, at = entries(linked.tracks, rows)
+    cols, counts = linked.tracks.indices[at].astype(np.int64), linked.tracks.data[at]
+    mine = lookup(who.plays, owner[pair], cols)
     loved = mine > 0
-    known = cols[loved][np.argsort(-mine[loved], kind="stable")]
-    new = cols[~loved][np.lexsort((-counts[~loved], -who.buddy_taste[cols[~loved]]))]
-    shared = who.buddy_plays[:, cols].sum(axis=1)
-    order = np.lexsort((-who.similarities, -shared))
-    buddies = [int(who.buddies[i]) for i in order if shared[i] > 0][:n]
-    return Because(known[:n].tolist(), new[:n].tolist(), buddies)
+    order = np.lexsort((at, -mine, ~loved, pair))  # per pair: loved (most played first), rest
+    p, loved_p = pair[order], loved[order]
+    keep = loved_p & firsts(p * 2, n)
+    familiar = split(p[keep], cols[order][keep], len(rows))
+    taste = lookup(who.buddy_taste, owner[pair], cols)
+    order = np.lexsort((at, -counts, -taste, loved, pair))
+    p, new_p = pair[order], ~loved[order]
+    keep = new_p & firsts(p * 2 + (~new_p), n)
+    new = split(p[keep], cols[order][keep], len(rows))
+    # how many of each playlist's artists each of the listener's buddies plays
+    m = who.buddies.shape[1]
+    slots = np.repeat(np.arange(len(rows)), m)
+    buddy = who.buddies[owner].ravel()
+    valid = buddy >= 0
+    slots, buddy = slots[valid], buddy[valid]
+    rank = np.tile(np.arange(m), len(rows))[valid]
+    sims = who.similarities[owner].ravel()[valid]
+    playlist = sp.csr_matrix(
+        (np.ones(len(at)), (pair, cols)), shape=(len(rows), linked.tracks.shape[1])
+    )
+    needed = np.unique(buddy)
+    heard = sp.csr_matrix(who.history[needed] @ playlist.T)  # needed buddies x pairs
+    shared = lookup(heard, np.searchsorted(needed, buddy), slots)
+    order = np.lexsort((rank, -sims, -shared, slots))
+    s, b, sh = slots[order], buddy[order], shared[order]
+    keep = sh > 0
+    s, b = s[keep], b[keep]
+    keep = firsts(s, n)
+    players = split(s[keep], b[keep], len(rows))
+    return [Because(f, w, p) for f, w, p in zip(familiar, new, players, strict=True)]
 
 
 __all__ = [
@@ -331,7 +437,9 @@ __all__ = [
     "listener_of_row",
     "matched_share",
     "normalise",
+    "ones",
     "raw_overlap",
     "seed_listener",
     "top",
+    "top_of_rows",
 ]

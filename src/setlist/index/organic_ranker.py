@@ -29,6 +29,7 @@ from setlist.index.organic import (
     candidates,
     features,
     listener_of_row,
+    ones,
     top,
 )
 
@@ -147,15 +148,16 @@ def training_rows(
     candidates under their visible history, labelled by their held-out artists; listeners whose
     candidates are all alike (no positive, or all positive) teach nothing and are left out."""
     xs, ys, groups = [], [], []
+    heard = ones(visible)
     for user in users.tolist():
-        who = listener_of_row(visible, vectors, user, hubs, config.n_buddies)
-        rows = candidates(linked, who, config.n_candidates)
+        who = listener_of_row(visible, vectors, user, hubs, config.n_buddies, heard)
+        owner, rows = candidates(linked, who, config.n_candidates)
         if len(rows) < 2:
             continue
         y = labels(linked, heldout[user].toarray().ravel(), rows)
         if (y > 0).all() or not (y > 0).any():
             continue
-        xs.append(features(linked, who, rows))
+        xs.append(features(linked, who, owner, rows))
         ys.append(y)
         groups.append(len(rows))
     if not groups:
@@ -185,11 +187,13 @@ def feedback_rows(
     group is the playlists they acted on or were shown, described under their whole history.
     As in :func:`training_rows`, a listener whose labels are all alike teaches nothing."""
     xs, ys, ws, groups = [], [], [], []
+    heard = ones(history)
     for f in feedback:
         if len(f.playlists) < 2 or len(np.unique(f.labels)) < 2:
             continue
-        who = listener_of_row(history, vectors, f.user, hubs, config.n_buddies)
-        xs.append(features(linked, who, f.playlists))
+        who = listener_of_row(history, vectors, f.user, hubs, config.n_buddies, heard)
+        owner = np.zeros(len(f.playlists), dtype=np.int64)  # a block of one listener
+        xs.append(features(linked, who, owner, f.playlists))
         ys.append(f.labels)
         ws.append(f.weights)
         groups.append(len(f.playlists))
@@ -217,26 +221,46 @@ def recommend_playlists(
     k: int = 10,
     serendipity: float = 0.0,
 ) -> npt.NDArray[np.int64]:
-    """The ``k`` playlists (rows of ``linked``) for the listener, best first; ``serendipity``
-    (0..1) trades familiarity for novelty. No history (or no candidate): the most followed."""
+    """The ``k`` playlists (rows of ``linked``) for a listener (a block of one), best first."""
+    return recommend_block(ranker, linked, who, k, serendipity)[0]
+
+
+def recommend_block(
+    ranker: OrganicRanker,
+    linked: LinkedPlaylists,
+    who: Listener,
+    k: int = 10,
+    serendipity: float = 0.0,
+) -> list[npt.NDArray[np.int64]]:
+    """For each listener of the block, the ``k`` playlists (rows of ``linked``), best first;
+    ``serendipity`` (0..1) trades familiarity for novelty. No history (or no candidate): the most
+    followed. One ranker call for the whole block."""
     if not 0.0 <= serendipity <= 1.0:
         raise ConfigError("serendipity must be in 0..1", field="serendipity", value=serendipity)
     if k < 1:
         raise ConfigError("k must be at least 1", field="k", value=k)
-    if not who.heard.any():
-        return most_followed(linked, k)
-    rows = candidates(linked, who, ranker.config.n_candidates)
-    if not len(rows):
-        return most_followed(linked, k)
-    x = features(linked, who, rows)
-    score = _z(ranker.score(x))
-    if serendipity > 0:
-        novelty = x[:, FEATURES.index("novelty_tracks")]
-        familiarity = x[:, FEATURES.index("familiarity")]
-        score = score + serendipity * (_z(novelty) - _z(familiarity))
-    best = top(score - score.min() + 1.0, k, linked.followers[rows])
-    picked = rows[best]
-    if len(picked) < k:  # too few candidates: fill with the most followed
-        rest = [r for r in most_followed(linked, k + len(picked)).tolist() if r not in set(picked)]
-        picked = np.concatenate([picked, np.asarray(rest[: k - len(picked)], dtype=np.int64)])
-    return picked.astype(np.int64)
+    owner, rows = candidates(linked, who, ranker.config.n_candidates)
+    x = features(linked, who, owner, rows)
+    raw = ranker.score(x) if len(rows) else np.zeros(0)
+    bounds = np.searchsorted(owner, np.arange(len(who) + 1))
+    listened = np.diff(who.heard.indptr) > 0
+    popular = most_followed(linked, k)
+    out = []
+    for i in range(len(who)):
+        start, end = int(bounds[i]), int(bounds[i + 1])
+        if not listened[i] or start == end:
+            out.append(popular)
+            continue
+        mine = rows[start:end]
+        score = _z(raw[start:end])
+        if serendipity > 0:
+            novelty = x[start:end, FEATURES.index("novelty_tracks")]
+            familiarity = x[start:end, FEATURES.index("familiarity")]
+            score = score + serendipity * (_z(novelty) - _z(familiarity))
+        picked = mine[top(score - score.min() + 1.0, k, linked.followers[mine])]
+        if len(picked) < k:  # too few candidates: fill with the most followed
+            more = most_followed(linked, k + len(picked)).tolist()
+            rest = [r for r in more if r not in set(picked.tolist())]
+            picked = np.concatenate([picked, np.asarray(rest[: k - len(picked)], dtype=np.int64)])
+        out.append(picked.astype(np.int64))
+    return out

@@ -3,9 +3,10 @@ table, which the API serves while it is fresh (:mod:`setlist.serve.runtime.organ
 
 One row per (listener, kind, rank): ``kind`` is ``buddy`` (``target_id`` a user id, ``score``
 the taste similarity) or ``playlist`` (``target_id`` a playlist id, ``score`` 0); ``detail`` is
-the row's JSON (the playlist's name, sizes and reasons, as the route answers them; a buddy's
-shared artists). The file's metadata records the organic version, ``k``, ``serendipity`` and
-when it was computed, so the API serves it only for the version it runs and while fresh.
+the row's JSON (the playlist's name, sizes and reasons, as ``GET /v1/users/{id}/playlists``
+answers them; a buddy's shared artists and discoveries, as ``GET /v1/users/{id}/buddies`` does).
+The file's metadata records the organic version, ``k``, ``serendipity`` and when it was
+computed, so the API serves it only for the version it runs and while fresh.
 Locally the listeners are answered in one process; with Ray Data (``backend="ray"``) blocks of
 listeners go to actors that each load the bundle and the ranker once. Both give the same table.
 """
@@ -23,9 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from setlist.bundle import ModelBundle
-from setlist.index.buddies import buddies as find_buddies
+from setlist.errors import ConfigError
 from setlist.index.organic_store import TOP_PICKS_META, load_organic
-from setlist.serve.answer.organic import OrganicAnswerer
+from setlist.serve.answer.buddies import BuddyFinder
+from setlist.serve.answer.organic import OrganicAnswerer, OrganicPick
 
 BLOCK = 256
 SCHEMA = pa.schema(
@@ -57,16 +59,19 @@ class TopPicksResult:
 
 
 class _Picker:
-    """Buddies and playlists for blocks of listener rows (one per process or Ray actor)."""
+    """Buddies and playlists for blocks of listener rows (one per process or Ray actor), through
+    the routes' own answerers: :meth:`BuddyFinder.for_rows` (the bundle's listener index, then
+    the exact re-rank) and :meth:`OrganicAnswerer.for_rows` (one ranker call per block)."""
 
     def __init__(self, bundle_dir: str, organic_folder: str, config: TopPicksConfig) -> None:
         self.bundle = ModelBundle.load(Path(bundle_dir))
         self.answerer = OrganicAnswerer.build(load_organic(Path(organic_folder)), self.bundle)
+        self.buddies = BuddyFinder(self.bundle, lambda seeds: ([], list(seeds)))
         self.config = config
 
     def rows(self, users: np.ndarray) -> pa.Table:
-        a, c = self.answerer, self.config
-        ids, names, user_ids = a.bundle.items.ids, a.bundle.item_names, a.bundle.users.ids
+        c = self.config
+        user_ids = self.bundle.users.ids
         out: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
 
         def add(user: str, kind: str, rank: int, target: str, score: float, detail: Any) -> None:
@@ -74,18 +79,29 @@ class _Picker:
                 out[key].append(value)
             out["detail"].append(json.dumps(detail, ensure_ascii=False))
 
-        for row in users.tolist():
+        found = self.buddies.for_rows(users, c.k_buddies)
+        picks = self.answerer.for_rows(users, c.k_playlists, c.serendipity)
+        for row, buddies, playlists in zip(users.tolist(), found, picks, strict=True):
             user = str(user_ids[row])
-            found = find_buddies(a.history, a.vectors, row, k=c.k_buddies, hubs=a.hubs)
-            for rank, b in enumerate(found):
-                shared = [[str(ids[i]), str(names[i])] for i in b.shared]
-                add(user, "buddy", rank, str(user_ids[b.user]), b.similarity, {"shared": shared})
-            for rank, pick in enumerate(a.for_user(user, c.k_playlists, c.serendipity)):
-                add(user, "playlist", rank, pick.playlist_id, 0.0, asdict(pick))
+            for rank, b in enumerate(buddies):
+                detail = {"shared": b.shared, "discoveries": b.discoveries}
+                add(user, "buddy", rank, b.user_id, b.similarity, detail)
+            for rank, pick in enumerate(playlists):
+                add(user, "playlist", rank, pick.playlist_id, 0.0, _detail(pick))
         return pa.Table.from_pydict(out, schema=SCHEMA)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.rows(np.asarray(batch.column("id").to_numpy(), dtype=np.int64))
+
+
+def _detail(pick: OrganicPick) -> dict[str, Any]:
+    """``asdict(pick)``, without its deep copies (millions of picks)."""
+    refs = {
+        "familiar": [{"item_id": r.item_id, "name": r.name} for r in pick.familiar],
+        "new": [{"item_id": r.item_id, "name": r.name} for r in pick.new],
+    }
+    figures = ("playlist_id", "name", "num_followers", "num_tracks")
+    return {**{k: getattr(pick, k) for k in figures}, **refs, "buddies": pick.buddies}
 
 
 def _metadata(version: str, config: TopPicksConfig) -> dict[bytes, bytes]:
@@ -101,13 +117,24 @@ def _write(table: pa.Table, out: Path, version: str, config: TopPicksConfig) -> 
     tmp.replace(out)
 
 
+def _count(users: int, limit: int | None) -> int:
+    if limit is not None and limit < 1:
+        raise ConfigError("limit must be at least 1", field="limit", value=limit)
+    return users if limit is None else min(users, limit)
+
+
 def top_picks_local(
-    bundle_dir: Path, organic_folder: Path, out: Path, config: TopPicksConfig = TopPicksConfig()
+    bundle_dir: Path,
+    organic_folder: Path,
+    out: Path,
+    config: TopPicksConfig = TopPicksConfig(),
+    limit: int | None = None,
 ) -> TopPicksResult:
-    """Every listener of the bundle, in this process."""
+    """Every listener of the bundle (the first ``limit``: a benchmark's sample), in this
+    process."""
     started = time.perf_counter()
     picker = _Picker(str(bundle_dir), str(organic_folder), config)
-    n = len(picker.bundle.users)
+    n = _count(len(picker.bundle.users), limit)
     parts = [picker.rows(np.arange(s, min(s + BLOCK, n))) for s in range(0, n, BLOCK)]
     table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
     version = picker.answerer.artifact.version
@@ -121,13 +148,14 @@ def top_picks_ray(
     out: Path,
     config: TopPicksConfig = TopPicksConfig(),
     cpus: int = 2,
+    limit: int | None = None,
 ) -> TopPicksResult:
     """The same on Ray Data: blocks of listener rows to ``cpus`` actors. Uses the running Ray
     if there is one (and leaves it running), else starts a local one and shuts it after."""
     import ray
 
     started = time.perf_counter()
-    n = len(ModelBundle.load(bundle_dir).users)
+    n = _count(len(ModelBundle.load(bundle_dir).users), limit)
     version = load_organic(organic_folder).version
     own = not ray.is_initialized()
     if own:

@@ -26,7 +26,14 @@ import scipy.sparse as sp
 
 from setlist.bundle import ModelBundle
 from setlist.errors import NotFoundError
-from setlist.index.buddies import Buddy, describe, hubness, idf_weights, nearest, weigh
+from setlist.index.buddies import (
+    describe_block,
+    hubness,
+    idf_weights,
+    nearest_block,
+    weigh,
+)
+from setlist.serve.answer.labels import artist_labels, strings
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,13 @@ class BuddyFinder:
         plays = bundle.history(user_id)
         if plays is None:
             raise NotFoundError(f"unknown listener {user_id!r}", field="user_id")
-        return self._found(plays, k, row)
+        return self._found(plays, k, [row])[0]
+
+    def for_rows(self, rows: npt.NDArray[np.int64], k: int) -> list[list[NamedBuddy]]:
+        """The ``k`` buddies of each of a block of trained listeners (rows of the bundle's users),
+        as :meth:`for_user` answers each: what ``setlist top-picks`` computes."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._found(sp.csr_matrix(self.bundle.seen)[rows], k, rows.tolist())
 
     def for_seeds(self, seeds: Sequence[str], k: int) -> SeedBuddies:
         """The ``k`` buddies of a new listener with one listen of each seed artist."""
@@ -86,30 +99,35 @@ class BuddyFinder:
         )
         missing = set(unknown)
         known = [s for s in seeds if s not in missing]
-        return SeedBuddies(known, list(unknown), self._found(plays, k, None))
+        return SeedBuddies(known, list(unknown), self._found(plays, k, [None])[0])
 
-    def _found(self, plays: sp.csr_matrix, k: int, exclude: int | None) -> list[NamedBuddy]:
+    def _found(
+        self, plays: sp.csr_matrix, k: int, exclude: Sequence[int | None]
+    ) -> list[list[NamedBuddy]]:
+        """The buddies of the listeners with these ``plays`` (one row each, never ``exclude``)."""
         index = self.bundle.listeners
         if index is not None:
-            rows, sims = index.search(index.query(plays), k, exclude)
+            rows, sims = index.search_block(index.query(plays), k, exclude)
         else:
             vectors, idf, hubs = self._exact_vectors()
-            rows, sims = nearest(vectors, weigh(plays, idf), k, exclude, hubs)
-        mine = np.asarray(plays.toarray(), dtype=np.float64).ravel()
-        return [self._named(b) for b in describe(self.bundle.seen, mine, rows, sims)]
-
-    def _named(self, buddy: Buddy) -> NamedBuddy:
-        ids, names = self.bundle.items.ids, self.bundle.item_names
-
-        def refs(rows: list[int]) -> list[tuple[str, str]]:
-            return [(str(ids[r]), str(names[r])) for r in rows]
-
-        return NamedBuddy(
-            user_id=str(self.bundle.users.ids[buddy.user]),
-            similarity=round(buddy.similarity, 6),
-            shared=refs(buddy.shared),
-            discoveries=refs(buddy.discoveries),
+            rows, sims = nearest_block(vectors, weigh(plays, idf), k, exclude, hubs)
+        valid = rows >= 0
+        owner = np.broadcast_to(np.arange(len(rows))[:, None], rows.shape)[valid]
+        found = describe_block(self.bundle.seen, plays, owner, rows[valid], sims[valid])
+        artists = artist_labels(
+            self.bundle, [c for b in found for c in (*b.shared, *b.discoveries)]
         )
+        users = strings(self.bundle.users.ids, [b.user for b in found])
+        out: list[list[NamedBuddy]] = [[] for _ in range(len(rows))]
+        for i, user, buddy in zip(owner.tolist(), users, found, strict=True):
+            named = NamedBuddy(
+                user_id=user,
+                similarity=round(buddy.similarity, 6),
+                shared=[next(artists) for _ in buddy.shared],
+                discoveries=[next(artists) for _ in buddy.discoveries],
+            )
+            out[i].append(named)
+        return out
 
     def _exact_vectors(
         self,
