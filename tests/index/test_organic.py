@@ -30,6 +30,7 @@ from setlist.index.organic_ranker import (
     recommend_playlists,
 )
 from setlist.index.organic_store import latest_version, load_organic, save_organic
+from setlist.index.rows import strongest as strongest_rows
 from tests.index.organic_tiny import ARTISTS, history, table
 
 
@@ -70,6 +71,20 @@ def test_candidates_come_from_overlap_and_buddies() -> None:
     assert set(owner.tolist()) == {0}
     found = rows.tolist()
     assert 0 in found and 3 in found and 2 in found and 4 not in found
+
+
+def test_the_buddies_source_can_look_through_their_strongest_artists_only() -> None:
+    linked = link(table(), ARTISTS)
+    who = _who(4)  # Radiohead and Björk: the Indie and Mix playlists by overlap
+    taste = who.buddy_taste.toarray()[0]
+    strongest = strongest_rows(who.buddy_taste, 1)
+    assert strongest.nnz == 1 and strongest.indices[0] == int(np.argmax(taste))
+    assert strongest.data[0] == taste.max()
+    everything = set(candidates(linked, who, n=10)[1].tolist())
+    narrow = set(candidates(linked, who, n=10, taste_artists=1)[1].tolist())
+    overlap = set(np.flatnonzero(raw_overlap(linked, who).toarray()[0]).tolist())
+    holds = set(np.flatnonzero(linked.binary[:, int(np.argmax(taste))].toarray().ravel()).tolist())
+    assert narrow == overlap | holds and narrow <= everything
 
 
 def test_features_describe_familiarity_novelty_and_popularity() -> None:

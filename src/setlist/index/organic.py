@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from setlist.errors import DataError
 from setlist.index.buddies import nearest_block
-from setlist.index.rows import entries, firsts, lookup, split
+from setlist.index.rows import entries, firsts, lookup, split, strongest
 
 FEATURES = (
     "familiarity",  # share of the playlist's tracks by artists the listener plays, play-weighted
@@ -274,12 +274,15 @@ def raw_overlap(linked: LinkedPlaylists, who: Listener) -> sp.csr_matrix:
 
 
 def candidates(
-    linked: LinkedPlaylists, who: Listener, n: int = 100
+    linked: LinkedPlaylists, who: Listener, n: int = 100, taste_artists: int = 0
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For each listener of the block, the ``n`` playlists sharing most artists with them (ties:
     most followed) and the ``n`` their buddies' taste points to most: ``(listener, playlist)``
-    pairs, by listener then playlist."""
-    affinity = sp.csr_matrix(who.buddy_taste @ linked.unit_by_artist)
+    pairs, by listener then playlist. ``taste_artists`` (0: all) keeps only that many of the
+    buddies' strongest artists for the second source: twenty buddies' artists reach most of a
+    large catalogue's playlists, and scoring them all was most of a listener's cost."""
+    taste = strongest(who.buddy_taste, taste_artists) if taste_artists else who.buddy_taste
+    affinity = sp.csr_matrix(taste @ linked.unit_by_artist)
     owners, rows = [], []
     for scores in (raw_overlap(linked, who), affinity):
         owner, picked = top_of_rows(scores, n, linked.followers)

@@ -59,3 +59,22 @@ def split(
     bounds = np.searchsorted(group, np.arange(n_groups + 1)).tolist()
     flat = np.asarray(values).tolist()
     return [flat[bounds[g] : bounds[g + 1]] for g in range(n_groups)]
+
+
+def strongest(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """``matrix`` with only each row's ``n`` largest stored values kept (ties: the first)."""
+    m = sp.csr_matrix(matrix)
+    counts = np.diff(m.indptr)
+    if not len(counts) or counts.max() <= n:
+        return m
+    keep = np.zeros(m.nnz, dtype=bool)
+    indptr = m.indptr.tolist()
+    for r in np.flatnonzero(counts).tolist():
+        start, end = indptr[r], indptr[r + 1]
+        if end - start <= n:
+            keep[start:end] = True
+        else:
+            best = np.argpartition(-m.data[start:end], n - 1)[:n]
+            keep[start + best] = True
+    rows = np.repeat(np.arange(m.shape[0]), counts)[keep]
+    return sp.csr_matrix((m.data[keep], (rows, m.indices[keep])), shape=m.shape)
