@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from setlist.events.keys import KeyStore
 from tests.events.conftest import redis_or_skip
@@ -18,6 +19,17 @@ from tests.net import clean_env, free_port
 from tests.serve.tagged import save_tagged_bundle
 
 pytestmark = pytest.mark.e2e
+
+
+def _probed_workers(folder: Path) -> set[str]:
+    """The worker (pid) files that counted a readiness probe answered ready."""
+    found = set()
+    for path in folder.glob("counter_*.db"):
+        for family in MultiProcessCollector.merge([str(path)]):
+            for s in family.samples:
+                if s.name == "setlist_readiness_probes_total" and s.value > 0:
+                    found.add(path.stem)
+    return found
 
 
 def test_two_workers_share_one_limit_in_redis(tmp_path: Path) -> None:
@@ -58,6 +70,13 @@ def test_two_workers_share_one_limit_in_redis(tmp_path: Path) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
+        # /ready answers once one worker is up; the other may not listen yet (then the kernel
+        # hands it no connection). Probe on new connections until both have answered one.
+        with httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+            while len(_probed_workers(tmp_path / "prom")) < 2:
+                assert time.monotonic() < deadline, "the second worker never answered"
+                c.get("/ready")
+                time.sleep(0.05)
         statuses: list[int] = []
         # A new connection per request, so that the kernel hands them to both workers.
         with httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0)) as c:
