@@ -8,13 +8,13 @@ import pyarrow as pa
 from streamlit.testing.v1 import AppTest
 
 from tests.ui.fake_api import FakeApi, not_found
-from tests.ui.pages import dashboard_page
+from tests.ui.pages import page
 
 TIMEOUT = 20
 
 
 def _page(url: str) -> AppTest:
-    return AppTest.from_function(dashboard_page, args=(url,), default_timeout=TIMEOUT).run()
+    return AppTest.from_function(page, args=(url, "dashboard"), default_timeout=TIMEOUT).run()
 
 
 def _metrics(at: AppTest) -> dict[str, str]:

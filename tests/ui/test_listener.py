@@ -9,20 +9,15 @@ from streamlit.testing.v1 import AppTest
 
 from setlist.config import get_settings
 from tests.ui.fake_api import FakeApi, not_found, unavailable
-from tests.ui.pages import listener_page
+from tests.ui.pages import page
+from tests.ui.texts import texts
 
 TIMEOUT = 20
 
 
 def _page(url: str, timeout_s: float = 5.0) -> AppTest:
-    at = AppTest.from_function(listener_page, args=(url, timeout_s), default_timeout=TIMEOUT)
+    at = AppTest.from_function(page, args=(url, "listener", timeout_s), default_timeout=TIMEOUT)
     return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success")
-             for e in getattr(at, kind)]  # fmt: skip
-    return "\n".join(str(p) for p in parts)
 
 
 def test_mood_artist_recommendations_and_like(fake_api: FakeApi) -> None:
@@ -37,7 +32,7 @@ def test_mood_artist_recommendations_and_like(fake_api: FakeApi) -> None:
     assert at.selectbox(key="artist_pick").value is None  # ready for the next artist
     body = fake_api.sent("POST", "/v1/recommendations")[-1].body
     assert body["seeds"] == ["a"] and body["mood"] == "chill"
-    text = _texts(at)
+    text = texts(at)
     assert "[Beta](https://example.org/b)" in text  # the link comes from the catalogue
     assert "Because you like Alpha" in text
     assert "Ex \\[live\\]" in text  # names are escaped, not read as markdown
@@ -52,9 +47,9 @@ def test_mood_artist_recommendations_and_like(fake_api: FakeApi) -> None:
     assert body["seeds"] == ["a", "b"] and "b" in body["exclude"]
     # the confirmation is a toast: it shows wherever the listener scrolled to
     assert [t.value for t in at.toast] == ["Liked Beta: your list is updated."]
-    assert "Liked: Beta" in _texts(at)
+    assert "Liked: Beta" in texts(at)
     assert not any(b.key == "like-b" for b in at.button)
-    text = _texts(at)
+    text = texts(at)
     assert "Chosen from the artists you picked for a chill mood" in text
     for jargon in ("strategy", "onboarding", "arm", "Model 7"):
         assert jargon not in text, jargon
@@ -151,7 +146,7 @@ def test_known_listener_history_and_similar(fake_api: FakeApi) -> None:
     at.radio(key="mode").set_value("I have a listener id").run()
     at.text_input(key="listener_id").input("42").run()
     assert not at.exception
-    text = _texts(at)
+    text = texts(at)
     assert "Alpha (120 plays)" in text and "Tags: rock" in text
     assert any(s.value == "Similar to Alpha" for s in at.subheader)
     at.button(key="skip-b").click().run()
@@ -165,7 +160,7 @@ def test_unknown_listener_is_a_message(fake_api: FakeApi) -> None:
     at = _page(fake_api.url)
     at.radio(key="mode").set_value("I have a listener id").run()
     at.text_input(key="listener_id").input("nobody").run()
-    assert "not in the training data" in _texts(at)
+    assert "not in the training data" in texts(at)
     assert not at.exception
 
 
@@ -193,7 +188,7 @@ def test_degraded_api_shows_the_fallback(fake_api: FakeApi) -> None:
     at = _page(fake_api.url)
     at.radio(key="mood").set_value("chill").run()
     assert any("popular artists, not picks for you" in w.value for w in at.warning)
-    assert "Popular with listeners" in _texts(at) or "Because you like" in _texts(at)
+    assert "Popular with listeners" in texts(at) or "Because you like" in texts(at)
 
 
 def test_not_ready_api_says_when_to_retry(fake_api: FakeApi) -> None:
@@ -213,7 +208,7 @@ def test_older_api_without_moods_or_search_degrades(fake_api: FakeApi) -> None:
     at.session_state["artist_query"] = "alp"
     at.run()
     assert not at.exception
-    text = _texts(at)
+    text = texts(at)
     assert "offers no moods yet" in text
     assert "does not offer /v1/catalogue/search yet" in text
 

@@ -6,24 +6,19 @@ from streamlit.testing.v1 import AppTest
 
 from setlist.ui.organic import reasons
 from tests.ui.fake_api import FakeApi, Request, no_organic_ranker, seed_playlists
-from tests.ui.pages import organic_page
+from tests.ui.pages import page
+from tests.ui.texts import texts
 
 TIMEOUT = 20
 SEEDS = "/v1/recommendations/playlists"
 
 
 def _page(url: str, seeds: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_function(organic_page, args=(url,), default_timeout=TIMEOUT)
+    at = AppTest.from_function(page, args=(url, "organic"), default_timeout=TIMEOUT)
     at.session_state["anon_id"] = "ui-test"
     if seeds is not None:
         at.session_state["seeds"] = seeds  # what the Listen page's picks leave in the session
     return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error")
-             for e in getattr(at, kind)]  # fmt: skip
-    return "\n".join(str(p) for p in parts)
 
 
 def _names(at: AppTest) -> list[str]:
@@ -55,7 +50,7 @@ def test_playlists_of_the_picks_show_their_reasons(fake_api: FakeApi) -> None:
     asked = fake_api.sent("POST", SEEDS)
     assert asked and asked[-1].body == {"seeds": ["a"], "k": 10, "serendipity": 0.3}
     assert _names(at) == ["Alpha and friends", "Beta beats", "Gamma nights", "Ex live"]
-    text = _texts(at)
+    text = texts(at)
     assert "**Alpha and friends** · 1,200 followers · 30 tracks" in text
     assert "**Beta beats** · 1 follower · 12 tracks" in text
     assert "You know: Alpha, Beta · New to you: Gamma · Loved by 2 of your taste buddies" in text
@@ -81,7 +76,7 @@ def test_follow_and_skip_send_events_and_change_the_list(fake_api: FakeApi) -> N
     assert follow["position"] == 0
     assert _names(at) == ["Gamma nights", "Ex live"]
     assert [s.value for s in at.subheader] == ["Followed", "For you"]
-    assert "✓ **Alpha and friends** · 1,200 followers · 30 tracks" in _texts(at)
+    assert "✓ **Alpha and friends** · 1,200 followers · 30 tracks" in texts(at)
     assert fake_api.sent("POST", SEEDS)[-1].body["k"] == 12
 
 
@@ -92,7 +87,7 @@ def test_a_refused_event_leaves_the_list_as_it_was(fake_api: FakeApi) -> None:
         {"error": {"code": "not_found", "message": "unknown playlist 'p2'"}},
     )
     at.button(key="organic-skip-p2").click().run()
-    assert "Your skip of Beta beats was not recorded" in _texts(at)
+    assert "Your skip of Beta beats was not recorded" in texts(at)
     assert "Beta beats" in _names(at)
 
 
@@ -108,7 +103,7 @@ def test_the_slider_changes_the_request_and_the_order(fake_api: FakeApi) -> None
 
 def test_a_known_listener_by_id(fake_api: FakeApi) -> None:
     at = _page(fake_api.url)
-    assert "here are the most followed playlists" in _texts(at)
+    assert "here are the most followed playlists" in texts(at)
     assert fake_api.sent("POST", SEEDS)[-1].body["seeds"] == []
     at.radio(key="organic_mode").set_value("I have a listener id").run()
     at.text_input(key="organic_user").input("42").run()
@@ -121,7 +116,7 @@ def test_a_known_listener_by_id(fake_api: FakeApi) -> None:
     # the known listener's cards were logged as theirs, once, beside the new listener's
     assert [{e["user_id"] for e in b} for b in _impressions(fake_api)] == [{"ui-test"}, {"42"}]
     at.text_input(key="organic_user").input("nobody").run()
-    assert "not in the training data" in _texts(at)
+    assert "not in the training data" in texts(at)
 
 
 def test_the_cards_shown_are_logged_once_a_session(fake_api: FakeApi) -> None:

@@ -6,20 +6,15 @@ from streamlit.testing.v1 import AppTest
 
 from setlist.ui.playlist import spotify_url
 from tests.ui.fake_api import FakeApi, not_found
-from tests.ui.pages import playlist_page
+from tests.ui.pages import page
+from tests.ui.texts import texts
 
 TIMEOUT = 20
 
 
 def _page(url: str) -> AppTest:
-    at = AppTest.from_function(playlist_page, args=(url,), default_timeout=TIMEOUT)
+    at = AppTest.from_function(page, args=(url, "playlist"), default_timeout=TIMEOUT)
     return at.run()
-
-
-def _texts(at: AppTest) -> str:
-    kinds = ("subheader", "markdown", "caption", "info", "warning", "error", "success")
-    parts = [e.value for kind in kinds for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
 
 
 def _keys(at: AppTest, prefix: str) -> list[str]:
@@ -38,7 +33,7 @@ def test_spotify_url_from_track_uri() -> None:
 def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     at = _page(fake_api.url)
     assert not at.exception
-    assert "Add a few tracks" in _texts(at)
+    assert "Add a few tracks" in texts(at)
     assert not fake_api.sent("POST", "/v1/playlists/continue")  # nothing to continue yet
 
     at.text_input(key="pl_query").input("missy").run()
@@ -47,7 +42,7 @@ def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     assert add.label == "Add Lose Control by Missy Elliott"
     add.click().run()
     assert at.button(key="pl-add-spotify:track:1AbC").disabled  # already in the list
-    text = _texts(at)
+    text = texts(at)
     assert "Your playlist (1 track)" in text
     assert "[Lose Control](https://open.spotify.com/track/1AbC) · Missy Elliott" in text
 
@@ -56,7 +51,7 @@ def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     assert not at.exception
     body = fake_api.sent("POST", "/v1/playlists/continue")[-1].body
     assert body == {"name": "throwbacks", "tracks": ["spotify:track:1AbC"], "k": 10}
-    text = _texts(at)
+    text = texts(at)
     assert "[Toxic](https://open.spotify.com/track/2DeF) · Britney Spears" in text
     assert "Because of Lose Control" in text
     assert "From the tracks in your playlist" in text and "strategy" not in text
@@ -73,7 +68,7 @@ def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     assert len(fake_api.sent("POST", "/v1/playlists/continue")) == asked
     assert at.button(key="pl-keep-spotify:track:2DeF").disabled
     assert at.button(key="pl-keep-spotify:track:2DeF").label == "Kept"
-    assert "Your playlist (3 tracks)" in _texts(at)
+    assert "Your playlist (3 tracks)" in texts(at)
 
     assert at.button(key="pl_continue").label == "Continue again"
     at.button(key="pl_continue").click().run()
@@ -82,7 +77,7 @@ def test_search_add_continue_keep_continue_again(fake_api: FakeApi) -> None:
     assert _keys(at, "pl-keep-") == ["pl-keep-spotify:track:3GhI", "pl-keep-t:1"]
 
     at.button(key="pl-remove-spotify:track:2DeF").click().run()
-    assert "Your playlist (2 tracks)" in _texts(at)
+    assert "Your playlist (2 tracks)" in texts(at)
 
 
 def test_name_only_and_unknown_tracks(fake_api: FakeApi) -> None:
@@ -91,7 +86,7 @@ def test_name_only_and_unknown_tracks(fake_api: FakeApi) -> None:
     at.button(key="pl_continue").click().run()
     body = fake_api.sent("POST", "/v1/playlists/continue")[-1].body
     assert body == {"name": "summer", "tracks": [], "k": 10}
-    assert "Often in playlists named like yours" in _texts(at)
+    assert "Often in playlists named like yours" in texts(at)
 
 
 def test_start_from_a_dataset_playlist(fake_api: FakeApi) -> None:
@@ -100,15 +95,15 @@ def test_start_from_a_dataset_playlist(fake_api: FakeApi) -> None:
     at.button(key="pl_load").click().run()
     assert not at.exception
     assert at.text_input(key="pl_name").value == "Road trip"
-    assert "Your playlist (1 track)" in _texts(at)
+    assert "Your playlist (1 track)" in texts(at)
     at.button(key="pl_continue").click().run()
     body = fake_api.sent("POST", "/v1/playlists/continue")[-1].body
     assert body == {"name": "Road trip", "tracks": ["t:1"], "k": 10}
 
     at.text_input(key="pl_pid").input("99").run()
     at.button(key="pl_load").click().run()
-    assert "Not found: no playlist 99" in _texts(at)
-    assert "Your playlist (1 track)" in _texts(at)  # the list is left as it was
+    assert "Not found: no playlist 99" in texts(at)
+    assert "Your playlist (1 track)" in texts(at)  # the list is left as it was
 
 
 def test_an_api_without_playlists_says_so(fake_api: FakeApi) -> None:
@@ -116,8 +111,8 @@ def test_an_api_without_playlists_says_so(fake_api: FakeApi) -> None:
     fake_api.routes[("POST", "/v1/playlists/continue")] = not_found
     at = _page(fake_api.url)
     at.text_input(key="pl_query").input("toxic").run()
-    assert "does not offer /v1/tracks/search yet" in _texts(at)
+    assert "does not offer /v1/tracks/search yet" in texts(at)
     at.text_input(key="pl_name").input("x").run()
     at.button(key="pl_continue").click().run()
     assert not at.exception
-    assert "does not offer /v1/playlists/continue yet" in _texts(at)
+    assert "does not offer /v1/playlists/continue yet" in texts(at)

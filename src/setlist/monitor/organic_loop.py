@@ -16,6 +16,7 @@ service's watcher (:class:`setlist.serve.runtime.organic.OrganicServing`) picks 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -29,7 +30,7 @@ import scipy.sparse as sp
 from setlist.data.schema import Dataset
 from setlist.events.playlist_feedback import actions_since, playlist_labels
 from setlist.events.training import merge_events
-from setlist.index.organic_store import OrganicArtifact, latest_version, load_organic
+from setlist.index.organic_store import META_FILE, OrganicArtifact, latest_version, load_organic
 from setlist.matrix import build_matrix
 from setlist.offline.organic import OrganicConfig, retrain_organic, save_result
 
@@ -86,11 +87,11 @@ def organic_turn(
     found = latest_version(cfg.folder)
     if found is None:
         return None
-    current = load_organic(found)
-    since = int(current.meta.get("feedback_until_us") or 0)
-    fresh = actions_since(events, since)
+    meta = json.loads((found / META_FILE).read_text())  # each tick reads only this
+    fresh = actions_since(events, int(meta.get("feedback_until_us") or 0))
     if fresh == 0 or (fresh < cfg.min_feedback and not force):
         return None
+    current = load_organic(found)
     try:
         config = config_of(current)
         history, names, users = listening(base(), events)

@@ -14,10 +14,9 @@ from typing import Any
 import streamlit as st
 
 from setlist.ui.api import Api, ApiError
-from setlist.ui.common import escape, show_error
+from setlist.ui.common import KNOWN, PICKS, escape, show_error
 
 K = 10
-PICKS, KNOWN = "From the artists I picked", "I have a listener id"
 
 
 def render(api: Api) -> None:

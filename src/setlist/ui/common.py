@@ -8,6 +8,9 @@ import streamlit as st
 
 from setlist.ui.api import ApiError
 
+# Whose buddies or playlists a page shows: the artists picked on the Listen page, or a listener
+# of the training data by id.
+PICKS, KNOWN = "From the artists I picked", "I have a listener id"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~])")
 
 

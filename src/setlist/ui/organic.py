@@ -23,7 +23,7 @@ from typing import Any
 import streamlit as st
 
 from setlist.ui.api import Api, ApiError, event
-from setlist.ui.common import escape, show_error
+from setlist.ui.common import KNOWN, PICKS, escape, show_error
 
 K = 10
 MAX_K = 50  # the API's most playlists per request
@@ -36,7 +36,6 @@ ADVENTURE = {
     0.7: "Mostly new",
     1.0: "All discovery",
 }
-PICKS, KNOWN = "From the artists I picked", "I have a listener id"
 
 
 def render(api: Api) -> None:

@@ -183,9 +183,7 @@ class OrganicServing:
         if artifact is None:
             raise UnavailableError(self.problem, field="organic_dir")
         with self._lock:
-            current = self._answerer
-            if current is not None and current.bundle is bundle and current.artifact is artifact:
-                return current
-            current = OrganicAnswerer.build(artifact, bundle)
-            self._answerer = current
+            current = self.built(bundle)
+            if current is None:
+                current = self._answerer = OrganicAnswerer.build(artifact, bundle)
             return current
